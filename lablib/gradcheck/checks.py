@@ -244,9 +244,10 @@ def check_layer(
     dout = rng.standard_normal(out_arr.shape)
     results = []
     for attempt in range(2):
-        if attempt == 0:
-            for _, p in params:
-                p.grad = np.zeros_like(p.data)  # lets `grad += ...` run, so accumulation shows
+        if attempt == 0:  # zero buffers let `grad += ...` run, so that accumulation shows
+            presets = {name: np.zeros_like(p.data) for name, p in params}
+            for name, p in params:
+                p.grad = presets[name]
         dout_in = dout.copy()
         try:
             _run("forward", clone.forward, x64.copy())
@@ -259,6 +260,11 @@ def check_layer(
         if attempt == 0 and not np.array_equal(dout_in, dout):
             dx_item.fail("backward changed its argument dout in place: compute a new array instead "
                          "(e.g. `dout * (x > 0)` rather than `dout[x <= 0] = 0`).")
+        if attempt == 0:
+            for name, p in params:
+                if p.grad is presets[name] and not np.any(p.grad):
+                    grad_items[name].fail(f"{name}.grad was not set: backward must assign it "
+                                          f"(`self.{name}.grad = ...`).")
         grads = {name: None if p.grad is None else np.array(p.grad, dtype=np.float64) for name, p in params}
         results.append((dx, grads))
     (dx, grads), (dx2, grads2) = results
@@ -289,6 +295,7 @@ def check_layer(
         with np.errstate(all="ignore"):
             probe = Probe(evaluate, target, dout)
             _compare(report.items[name], received, probe, ctx, rng, full_max, n_coords, n_directions)
+        report.evaluations += probe.evaluations
 
     compare("dx", x64, lambda: clone.forward(x64.copy()), ctx_x)
     for name, p in params:
@@ -362,7 +369,9 @@ def check_loss(
     ctx = Context("loss", s64.shape[0] if s64.ndim else None, batch_axis=s64.ndim > 1,
                   labels=y_arr if s64.ndim == 2 else None)
     with np.errstate(all="ignore"):
-        _compare(dscores_item, received, Probe(evaluate, s64), ctx, rng, full_max, n_coords, n_directions)
+        probe = Probe(evaluate, s64)
+        _compare(dscores_item, received, probe, ctx, rng, full_max, n_coords, n_directions)
+    report.evaluations += probe.evaluations
     return report
 
 
@@ -404,6 +413,7 @@ def check_gradient(
         with np.errstate(all="ignore"):
             probe = Probe(lambda: float(f(*[a.copy() for a in arrays])), target)
             _compare(item, received, probe, ctx, rng, full_max, n_coords, n_directions)
+        report.evaluations += probe.evaluations
     return report
 
 

@@ -121,26 +121,30 @@ def _mismatched(indices: Sequence[Index], got: np.ndarray, want: np.ndarray) -> 
 
 
 def _wrong_sample(name, received, indices, got, want, oracle, ctx) -> list[str]:
+    """Every wrong row i equals, on all its checked entries, the expected row of another sample j."""
     n = received.shape[0] if received.ndim else 0
     if not ctx.batch_axis or n < 2 or n > 64:
         return []
-    bad = _mismatched(indices, got, want)
-    if not bad:
+    bad_rows = sorted({indices[k][0] for k in _mismatched(indices, got, want)})
+    if not bad_rows:
         return []
     scale = max(np.max(np.abs(got)), np.max(np.abs(want)), 1e-12)
-    sources: dict[int, set[int]] = {}
-    for k in bad:
-        row, rest = indices[k][0], indices[k][1:]
-        matches = {
-            j for j in range(n)
-            if j != row and min(abs(got[k] - v) for v in oracle((j, *rest))) <= EXPLAIN_TOL * scale
-        }
-        sources[row] = sources.get(row, matches) & matches
-    if all(sources.values()):
-        pairs = ", ".join(f"row {row} has sample {min(src)}'s" for row, src in sorted(sources.items())[:3])
-        return [f"{name} mixes up the samples of the batch ({pairs} gradient): each row i must be "
-                "computed from sample i only (check the indexing, or a broadcast over the batch axis)."]
-    return []
+    tol = EXPLAIN_TOL * scale
+    sources: dict[int, int] = {}
+    for row in bad_rows:
+        entries = [k for k in range(len(indices)) if indices[k][0] == row]
+        if not any(abs(got[k]) > tol for k in entries):
+            return []  # an all-zero row matches any zero row: not evidence of a mix-up
+        for j in range(n):
+            if j != row and all(min(abs(got[k] - v) for v in oracle((j, *indices[k][1:]))) <= tol
+                                for k in entries):
+                sources[row] = j
+                break
+        else:
+            return []
+    pairs = ", ".join(f"row {row} has sample {src}'s" for row, src in list(sources.items())[:3])
+    return [f"{name} mixes up the samples of the batch ({pairs} gradient): each row i must be "
+            "computed from sample i only (check the indexing, or a broadcast over the batch axis)."]
 
 
 def _where(name, indices, got, want, ctx) -> list[str]:

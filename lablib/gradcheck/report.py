@@ -36,12 +36,14 @@ class CheckReport:
     """Everything one check found.
 
     title: what was checked, on what input. items: the properties in display order. notes: facts
-    worth knowing that do not fail the check (kinks skipped, warnings numpy raised).
+    worth knowing that do not fail the check (kinks skipped, warnings numpy raised). evaluations:
+    how many times the numeric gradients ran the student's forward (the cost of the check).
     """
 
     title: str
     items: dict[str, Item] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    evaluations: int = 0
 
     def item(self, name: str) -> Item:
         if name not in self.items:

@@ -1,0 +1,106 @@
+"""Read nbgrader notebooks and run their code cells in one Python namespace.
+
+Used by the student's self-check and by the tests that prove each graded test cell fails for
+the mistake it targets: running cells in-process takes milliseconds, where starting a kernel per
+variant takes seconds. (Untrusted submissions are graded elsewhere, in separate processes.)
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import nbformat
+
+__all__ = ["CellResult", "load", "grade_id", "points", "strip_hidden_tests", "run_cells"]
+
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
+_SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*", re.S | re.M)
+
+
+@dataclass
+class CellResult:
+    """The outcome of one code cell: `error` is None when it ran without raising."""
+
+    grade_id: str | None
+    points: float
+    error: str | None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None
+
+
+def load(path: str | Path) -> Any:
+    """Read and validate a notebook (nbformat 4)."""
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    return nb
+
+
+def grade_id(cell: Any) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def points(cell: Any) -> float:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return float(meta.get("points", 0)) if meta.get("grade") else 0.0
+
+
+def strip_hidden_tests(source: str) -> str:
+    """Remove `### BEGIN HIDDEN TESTS` … `### END HIDDEN TESTS` blocks (what students never see)."""
+    return _HIDDEN.sub("", source)
+
+
+def blank_solutions(source: str) -> str:
+    """Replace each solution region as nbgrader's release does."""
+    return _SOLUTION.sub(lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()", source)
+
+
+def _python(source: str) -> str:
+    """Drop IPython-only lines (magics, shell escapes), which plain Python cannot run."""
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def run_cells(
+    nb: Any,
+    *,
+    replace: Mapping[str, str] | None = None,
+    hidden: bool = True,
+    namespace: dict[str, Any] | None = None,
+) -> dict[str, CellResult]:
+    """Run every code cell of `nb` in order, in one namespace; a cell that raises does not stop the rest.
+
+    Inputs:
+        replace: grade_id -> source to run instead of that cell's (a student's answer, say).
+        hidden: False runs test cells without their hidden-test blocks (the student's view).
+        namespace: globals to start from; `display` is provided (a no-op) unless given.
+    Returns:
+        {grade_id: CellResult} for every code cell that has a grade_id, in notebook order.
+    """
+    replace = dict(replace or {})
+    scope: dict[str, Any] = {"__name__": "__main__", "display": lambda *a, **k: None}
+    scope.update(namespace or {})
+    results: dict[str, CellResult] = {}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        gid = grade_id(cell)
+        source = replace.pop(gid, cell.source) if gid else cell.source
+        if not hidden:
+            source = strip_hidden_tests(source)
+        try:
+            exec(compile(_python(source), f"<cell {gid or index}>", "exec"), scope)  # noqa: S102
+            error = None
+        except BaseException as exc:  # noqa: BLE001 - a failing cell is a result, not a crash
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if gid:
+            results[gid] = CellResult(gid, points(cell), error)
+    if replace:
+        raise KeyError(f"no code cells with grade_id {sorted(replace)}")
+    return results

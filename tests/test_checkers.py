@@ -1,0 +1,524 @@
+"""check_layer / check_loss / check_gradient / check_values: correct code in any style passes,
+and every known mistake fails with a diagnosis that names it."""
+
+import numpy as np
+import pytest
+
+from lablib import GRAD_TOL, Module, Parameter, check_gradient, check_layer, check_loss, check_values
+
+RNG = np.random.default_rng(0)
+
+
+# ----------------------------------------------------------------------------- correct layers, many styles
+class Linear(Module):
+    def __init__(self, n_in, n_out, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W = Parameter(rng.standard_normal((n_in, n_out)) * np.sqrt(2 / n_in))
+        self.b = Parameter(rng.standard_normal(n_out))
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.data + self.b.data
+
+    def backward(self, dout):
+        self.W.grad = self.x.T @ dout
+        self.b.grad = dout.sum(axis=0)
+        return dout @ self.W.data.T
+
+
+class LinearEinsum(Linear):
+    def forward(self, x):
+        self.x = x
+        return np.einsum("nd,dm->nm", x, self.W.data) + self.b.data
+
+    def backward(self, dout):
+        self.W.grad = np.einsum("nd,nm->dm", self.x, dout)
+        self.b.grad = np.einsum("nm->m", dout)
+        return np.einsum("nm,dm->nd", dout, self.W.data)
+
+
+class LinearRowBias(Linear):
+    """A bias stored as a (1, out) row."""
+
+    def __init__(self, n_in, n_out, seed=0):
+        super().__init__(n_in, n_out, seed)
+        self.b = Parameter(self.b.data[None, :])
+
+    def backward(self, dout):
+        self.W.grad = self.x.T @ dout
+        self.b.grad = dout.sum(axis=0, keepdims=True)
+        return dout @ self.W.data.T
+
+
+class LinearLoops(Linear):
+    def forward(self, x):
+        self.x = x
+        n, (d, m) = len(x), self.W.data.shape
+        out = np.zeros((n, m))
+        for i in range(n):
+            for j in range(m):
+                out[i, j] = self.b.data[j] + sum(x[i, k] * self.W.data[k, j] for k in range(d))
+        return out
+
+    def backward(self, dout):
+        n, (d, m) = len(self.x), self.W.data.shape
+        self.W.grad = np.zeros((d, m))
+        self.b.grad = np.zeros(m)
+        dx = np.zeros((n, d))
+        for i in range(n):
+            for j in range(m):
+                self.b.grad[j] += dout[i, j]
+                for k in range(d):
+                    self.W.grad[k, j] += self.x[i, k] * dout[i, j]
+                    dx[i, k] += dout[i, j] * self.W.data[k, j]
+        return dx
+
+
+class LinearGradInPlace(Linear):
+    """Writes into a gradient buffer with [...] = (sets it, does not accumulate)."""
+
+    def backward(self, dout):
+        if self.W.grad is None:
+            self.W.grad, self.b.grad = np.empty_like(self.W.data), np.empty_like(self.b.data)
+        self.W.grad[...] = self.x.T @ dout
+        self.b.grad[...] = dout.sum(axis=0)
+        return dout @ self.W.data.T
+
+
+class ReLU(Module):
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return dout * (self.x > 0)
+
+
+class ReLUWhere(ReLU):
+    def forward(self, x):
+        self.x = x
+        return np.where(x > 0, x, 0.0)
+
+    def backward(self, dout):
+        return np.where(self.x > 0, dout, 0.0)
+
+
+class ReLUAtZeroIsOne(ReLU):
+    def backward(self, dout):
+        return dout * (self.x >= 0)
+
+
+class SigmoidViaTanh(Module):
+    def forward(self, x):
+        self.out = 0.5 * (1 + np.tanh(0.5 * x))
+        return self.out
+
+    def backward(self, dout):
+        return dout * self.out * (1 - self.out)
+
+
+class SigmoidBothBranches(SigmoidViaTanh):
+    """np.where evaluates both branches, so numpy warns about overflow; the values are still right."""
+
+    def forward(self, x):
+        self.out = np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x)))
+        return self.out
+
+
+class Network(Module):
+    """Linear-ReLU-Linear, as a student's two-layer network would be."""
+
+    def __init__(self, sizes, seed=0):
+        self.layers = [Linear(sizes[0], sizes[1], seed), ReLU(), Linear(sizes[1], sizes[2], seed + 1)]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
+CORRECT_LAYERS = {
+    "matmul": lambda: Linear(5, 5),
+    "einsum": lambda: LinearEinsum(5, 5),
+    "(1, out) bias": lambda: LinearRowBias(5, 5),
+    "loops": lambda: LinearLoops(5, 5),
+    "grad[...] =": lambda: LinearGradInPlace(5, 5),
+    "relu maximum": ReLU,
+    "relu where": ReLUWhere,
+    "relu x >= 0": ReLUAtZeroIsOne,
+    "sigmoid via tanh": SigmoidViaTanh,
+    "sigmoid np.where": SigmoidBothBranches,
+}
+
+
+@pytest.mark.parametrize("style", sorted(CORRECT_LAYERS))
+@pytest.mark.parametrize("n", [1, 4])
+def test_correct_layers_in_any_style_pass(style, n):
+    x = np.random.default_rng(n).standard_normal((n, 5))
+    report = check_layer(CORRECT_LAYERS[style](), x)
+    assert report.passed, report
+
+
+@pytest.mark.parametrize("layer", [ReLU, ReLUAtZeroIsOne, ReLUWhere])
+def test_relu_exactly_at_and_within_h_of_the_kink_passes(layer):
+    x = np.array([[0.0, 0.0, 1e-9, -1e-9, 3e-7, -0.5, 0.5]])
+    report = check_layer(layer(), x)
+    assert report.passed, report
+    assert "kink" in report.items["dx"].detail
+
+
+def test_network_784_256_10_passes_cheaply_through_sampling():
+    x = np.random.default_rng(1).standard_normal((16, 784))
+    report = check_layer(Network((784, 256, 10)), x)
+    assert report.passed, report
+    assert "random directions" in report.items["layers[0].W".join(["d", ""])].detail
+    # a full numeric gradient would run forward 2 * (16*784 + 784*256 + 256 + 256*10 + 10) ≈ 430,000 times
+    assert report.evaluations < 1000
+
+
+def test_large_inputs_stay_finite_in_a_stable_layer():
+    assert check_layer(SigmoidViaTanh(), np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0]])).passed
+
+
+def test_float32_input_is_checked_in_float64():
+    x = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
+    assert check_layer(Linear(5, 4), x).passed
+
+
+def test_the_students_layer_is_not_modified():
+    layer = Linear(3, 3)
+    before = layer.W.data.copy()
+    check_layer(layer, np.ones((2, 3)))
+    assert layer.W.grad is None and np.array_equal(layer.W.data, before)
+
+
+# ----------------------------------------------------------------------------- wrong layers, diagnosed
+class TransposedDW(Linear):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.W.grad = self.W.grad.T
+        return dx
+
+
+class ScaledDW(Linear):
+    factor = "1/N"
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        n = len(dout)
+        self.W.grad = self.W.grad * {"1/N": 1 / n, "N": n, "3": 3.0}[self.factor]
+        return dx
+
+
+class NegatedDx(Linear):
+    def backward(self, dout):
+        return -super().backward(dout)
+
+
+class ForgetsToAssign(Linear):
+    def backward(self, dout):
+        self.b.grad = dout.sum(axis=0)
+        self.x.T @ dout  # computed, never stored
+        return dout @ self.W.data.T
+
+
+class SetsNone(Linear):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.b.grad = None
+        return dx
+
+
+class Accumulates(Linear):
+    def backward(self, dout):
+        self.W.grad += self.x.T @ dout
+        self.b.grad = dout.sum(axis=0)
+        return dout @ self.W.data.T
+
+
+class WrongSample(ReLU):
+    def backward(self, dout):
+        return np.roll(dout * (self.x > 0), 1, axis=0)
+
+
+class MutatesInput(ReLU):
+    def forward(self, x):
+        self.x = x.copy()
+        x[x < 0] = 0
+        return x
+
+
+class MutatesDout(ReLU):
+    def backward(self, dout):
+        dout[self.x <= 0] = 0
+        return dout
+
+
+class NaiveSigmoid(SigmoidViaTanh):
+    def forward(self, x):
+        self.out = np.exp(x) / (1 + np.exp(x))
+        return self.out
+
+
+class Float32Forward(ReLU):
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0).astype(np.float32)
+
+
+class CrashesInBackward(ReLU):
+    def backward(self, dout):
+        return dout * self.mask  # no such attribute
+
+
+class NotWritten(Module):
+    def forward(self, x):
+        raise NotImplementedError()
+
+
+class StatefulBackward(ReLU):
+    calls = 0
+
+    def backward(self, dout):
+        self.calls += 1
+        return dout * (self.x > 0) * self.calls
+
+
+class DxTransposedShape(Linear):
+    def backward(self, dout):
+        return super().backward(dout).T
+
+
+class OneWrongEntry(Linear):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.W.grad[3, 7] += 1.0
+        return dx
+
+
+class PrivateWeightCopy(Linear):
+    """Reads a copy of W made at construction, so W.data changes do not reach the output."""
+
+    def __init__(self, n_in, n_out, seed=0):
+        super().__init__(n_in, n_out, seed)
+        self.weights = self.W.data.copy()
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.weights + self.b.data
+
+
+def _x(shape=(4, 5), seed=3):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def failing(report, name):
+    item = report.items[name]
+    assert not item.passed, report
+    return " ".join(item.problems)
+
+
+def test_transposed_weight_gradient_on_a_square_matrix():
+    assert "transposed" in failing(check_layer(TransposedDW(5, 5), _x()), "dW")
+
+
+@pytest.mark.parametrize("factor, words", [("1/N", "N = 4 times too small"), ("N", "N = 4 times too large"),
+                                           ("3", "3 times the expected")])
+def test_scaled_gradient_names_the_factor(factor, words):
+    layer = ScaledDW(5, 3)
+    layer.factor = factor
+    report = check_layer(layer, _x())
+    assert words in failing(report, "dW")
+    assert report.items["dx"].passed and report.items["db"].passed
+
+
+def test_negated_dx():
+    assert "wrong sign" in failing(check_layer(NegatedDx(5, 3), _x()), "dx")
+
+
+def test_gradient_never_assigned():
+    report = check_layer(ForgetsToAssign(5, 3), _x())
+    assert "not set" in failing(report, "dW")
+    assert report.items["db"].passed
+
+
+def test_gradient_set_to_none():
+    assert "None" in failing(check_layer(SetsNone(5, 3), _x()), "db")
+
+
+def test_accumulated_instead_of_set():
+    report = check_layer(Accumulates(5, 3), _x())
+    assert "+=" in failing(report, "dW")
+    assert report.items["db"].passed
+
+
+def test_gradient_from_the_wrong_sample():
+    assert "mixes up the samples" in failing(check_layer(WrongSample(), _x()), "dx")
+
+
+def test_forward_mutating_its_input():
+    report = check_layer(MutatesInput(), _x())
+    assert "changed its input" in failing(report, "forward")
+
+
+def test_backward_mutating_dout():
+    assert "changed its argument dout" in failing(check_layer(MutatesDout(), _x()), "dx")
+
+
+def test_overflow_to_nan_in_forward():
+    report = check_layer(NaiveSigmoid(), np.array([[-1000.0, 0.0, 1000.0]]))
+    assert "NaN" in failing(report, "forward")
+    assert not report.items["dx"].passed
+
+
+def test_forward_returning_float32():
+    assert "float32" in failing(check_layer(Float32Forward(), _x()), "forward")
+
+
+def test_exception_in_backward_is_reported_not_raised():
+    report = check_layer(CrashesInBackward(), _x())
+    assert report.items["forward"].passed
+    assert "AttributeError" in failing(report, "dx")
+
+
+def test_unwritten_layer():
+    report = check_layer(NotWritten(), _x())
+    assert "not implemented yet" in failing(report, "forward")
+
+
+def test_backward_depending_on_earlier_calls():
+    assert "earlier call" in failing(check_layer(StatefulBackward(), _x()), "dx")
+
+
+def test_dx_with_the_transposed_shape():
+    assert "transpose" in failing(check_layer(DxTransposedShape(5, 3), _x()), "dx")
+
+
+def test_one_wrong_entry_in_a_large_gradient_is_caught_by_random_directions():
+    report = check_layer(OneWrongEntry(784, 64), _x((8, 784)))
+    assert "random direction" in failing(report, "dW") or "worst entry dW[3, 7]" in failing(report, "dW")
+
+
+def test_parameter_not_read_by_forward():
+    assert "does not change" in failing(check_layer(PrivateWeightCopy(4, 3), _x((2, 4))), "dW")
+
+
+# ----------------------------------------------------------------------------- losses
+class CrossEntropy(Module):
+    scale = 1.0
+
+    def forward(self, scores, y):
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        self.p, self.y = np.exp(log_p), y
+        return float(-log_p[np.arange(len(y)), y].mean())
+
+    def backward(self):
+        d = self.p.copy()
+        d[np.arange(len(self.y)), self.y] -= 1
+        return d / len(self.y) * self.scale
+
+
+class Hinge(Module):
+    def __init__(self, margin=1.0, true_class_term=True):
+        self.margin, self.true_class_term = margin, true_class_term
+
+    def forward(self, scores, y):
+        rows = np.arange(len(y))
+        m = scores - scores[rows, y][:, None] + self.margin
+        m[rows, y] = 0
+        self.active, self.y = (m > 0).astype(float), y
+        return float(np.maximum(m, 0).sum() / len(y))
+
+    def backward(self):
+        d = self.active.copy()
+        if self.true_class_term:
+            d[np.arange(len(self.y)), self.y] = -d.sum(axis=1)
+        return d / len(self.y)
+
+
+class PerSampleLoss(CrossEntropy):
+    def forward(self, scores, y):
+        super().forward(scores, y)
+        return -np.log(self.p[np.arange(len(y)), y])
+
+
+class LogOfSoftmax(CrossEntropy):
+    def forward(self, scores, y):
+        e = np.exp(scores)
+        self.p, self.y = e / e.sum(axis=1, keepdims=True), y
+        return float(-np.log(self.p[np.arange(len(y)), y]).mean())
+
+
+def _scores(n=4, c=3, seed=5):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, c)), rng.integers(0, c, n)
+
+
+def test_correct_losses_pass_including_hinge_exactly_at_its_kink():
+    assert check_loss(CrossEntropy(), *_scores()).passed
+    assert check_loss(Hinge(5.0), *_scores(6, 4)).passed
+    kink = np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    report = check_loss(Hinge(), kink, np.array([0, 2]))
+    assert report.passed, report
+    assert "kink" in report.items["dscores"].detail
+
+
+@pytest.mark.parametrize("scale, words", [(4.0, "times too large"), (0.25, "average twice")])
+def test_loss_gradient_scaled_by_the_batch_size(scale, words):
+    loss = CrossEntropy()
+    loss.scale = scale
+    assert words in failing(check_loss(loss, *_scores(4)), "dscores")
+
+
+def test_hinge_without_the_true_class_term():
+    assert "true-class" in failing(check_loss(Hinge(true_class_term=False), *_scores(5, 4)), "dscores")
+
+
+def test_loss_returning_per_sample_values():
+    assert "batch mean" in failing(check_loss(PerSampleLoss(), *_scores()), "forward")
+
+
+def test_loss_overflowing_on_large_scores():
+    scores = np.array([[1000.0, 0.0, -1000.0]])
+    assert "overflow" in failing(check_loss(LogOfSoftmax(), scores, np.array([1])), "forward")
+
+
+# ----------------------------------------------------------------------------- functions and values
+def test_check_gradient_of_a_penalty():
+    W, b = _x((3, 2)), _x((2,), 1)
+
+    def penalty(W, b):
+        return 0.1 * np.sum(W**2)
+
+    assert check_gradient(penalty, [W, b], [0.2 * W, np.zeros(2)], ["W", "b"]).passed
+    report = check_gradient(penalty, [W, b], [0.1 * W, np.zeros(2)], ["W", "b"])
+    assert "factor 2 is missing" in failing(report, "dW") and report.items["db"].passed
+
+
+def test_check_values_diagnoses_transposed_negated_and_permuted_rows():
+    expected = _x((3, 3))
+    assert check_values("y", expected + 1e-12, expected).passed
+    assert "transposed" in failing(check_values("y", expected.T, expected), "y")
+    assert "wrong sign" in failing(check_values("y", -expected, expected), "y")
+    assert "mixes up the samples" in failing(check_values("y", expected[[1, 2, 0]], expected), "y")
+    assert "shape (2, 3), expected (3, 3)" in failing(check_values("y", expected[:2], expected), "y")
+
+
+# ----------------------------------------------------------------------------- the report itself
+def test_report_prints_as_text_and_html_and_asserts_per_item():
+    report = check_layer(TransposedDW(4, 4), _x((3, 4)))
+    text = str(report)
+    assert "dW" in text and "FAILED" in text and f"{GRAD_TOL:g}" in text
+    assert "<table>" in report._repr_html_() and "FAILED" in report._repr_html_()
+    report.assert_ok("dx", "db")
+    with pytest.raises(AssertionError, match="transposed"):
+        report.assert_ok("dW")
+    with pytest.raises(KeyError, match="no check named"):
+        report.assert_ok("dV")
+    assert report.failed() == ["dW"] and not report
