@@ -522,3 +522,16 @@ def test_report_prints_as_text_and_html_and_asserts_per_item():
     with pytest.raises(KeyError, match="no check named"):
         report.assert_ok("dV")
     assert report.failed() == ["dW"] and not report
+
+
+class CrashesAfterSettingGrads(Linear):
+    def backward(self, dout):
+        self.W.grad = self.x.T @ dout
+        self.b.grad = dout.sum(axis=0)
+        return dout @ self.W.data  # no transpose: a shape error for a non-square W
+
+
+def test_a_crash_computing_dx_does_not_cost_the_gradients_already_set():
+    report = check_layer(CrashesAfterSettingGrads(5, 3), _x())
+    assert "ValueError" in failing(report, "dx")
+    assert report.items["dW"].passed and report.items["db"].passed, report

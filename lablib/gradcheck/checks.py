@@ -252,26 +252,34 @@ def check_layer(
         try:
             _run("forward", clone.forward, x64.copy())
             dx, found = _run("backward", clone.backward, dout_in)
+            report.notes += [n for n in found if n not in report.notes]
         except _StudentError as exc:
-            for it in backward_items:
-                it.fail(str(exc))
-            return report
-        report.notes += [n for n in found if n not in report.notes]
+            # Grades what backward did set before it raised: a crash computing dx need not cost dW.
+            dx_item.fail(str(exc))
+            for name, p in params:
+                if p.grad is presets[name]:
+                    grad_items[name].fail(f"{exc} before setting {name}.grad")
+            if attempt == 0 and all(not it.passed for it in backward_items):
+                return report
+            dx = None
         if attempt == 0 and not np.array_equal(dout_in, dout):
             dx_item.fail("backward changed its argument dout in place: compute a new array instead "
                          "(e.g. `dout * (x > 0)` rather than `dout[x <= 0] = 0`).")
         if attempt == 0:
             for name, p in params:
-                if p.grad is presets[name] and not np.any(p.grad):
+                if grad_items[name].passed and p.grad is presets[name] and not np.any(p.grad):
                     grad_items[name].fail(f"{name}.grad was not set: backward must assign it "
                                           f"(`self.{name}.grad = ...`).")
         grads = {name: None if p.grad is None else np.array(p.grad, dtype=np.float64) for name, p in params}
         results.append((dx, grads))
     (dx, grads), (dx2, grads2) = results
-    dx_arr = _as_array(dx_item, "dx (the value backward returns)", dx, x64.shape)
+    dx_arr = _as_array(dx_item, "dx (the value backward returns)", dx, x64.shape) if dx_item.passed else None
     arrays = {"dx": dx_arr}
     for name, p in params:
         it = grad_items[name]
+        if not it.passed:
+            arrays["d" + name] = None
+            continue
         arrays["d" + name] = _as_array(it, f"{name}.grad", grads[name], p.data.shape)
         g1, g2 = arrays["d" + name], grads2[name]
         if g1 is None or g2 is None or g1.shape != np.shape(g2):

@@ -1,0 +1,154 @@
+"""The graded test cells of notebooks 01-02, run in-process on variants of the answers.
+
+- the solutions pass every graded cell, hidden tests included;
+- the blank release (solution regions replaced as nbgrader does) fails every graded cell;
+- each plausible wrong implementation fails exactly the cells of what it gets wrong;
+- correct implementations in other styles pass every graded cell.
+
+A backward is graded against the numeric gradient of the student's *own* forward, so a wrong
+forward usually also fails the backward check that depends on it; the expected sets say so.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import graded_cell_ids, load_notebook
+from lablib import cells
+
+
+def answer_source(stem: str, gid: str) -> str:
+    return next(c.source for c in load_notebook(stem).cells if cells.grade_id(c) == gid)
+
+
+def failing_cells(stem: str, replace: dict[str, str] | None = None, hidden: bool = True) -> set[str]:
+    results = cells.run_cells(load_notebook(stem), replace=replace, hidden=hidden)
+    graded = set(graded_cell_ids(stem))
+    return {gid for gid, r in results.items() if gid in graded and not r.passed}
+
+
+def mutate(stem: str, gid: str, old: str, new: str) -> dict[str, str]:
+    source = answer_source(stem, gid)
+    assert source.count(old) == 1, f"{old!r} must occur once in answer cell {gid}"
+    return {gid: source.replace(old, new)}
+
+
+@pytest.mark.parametrize("stem", ["01_layers", "02_losses"])
+def test_solutions_pass_every_graded_cell(stem):
+    assert failing_cells(stem) == set()
+
+
+@pytest.mark.parametrize("stem", ["01_layers", "02_losses"])
+def test_blank_release_fails_every_graded_cell(stem):
+    nb = load_notebook(stem)
+    blank = {cells.grade_id(c): cells.blank_solutions(c.source) for c in nb.cells
+             if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source}
+    assert blank, "no answer cells found"
+    assert failing_cells(stem, blank) == set(graded_cell_ids(stem))
+
+
+# (answer cell, text in the solution, wrong replacement, graded cells that must fail)
+LAYER_MISTAKES = {
+    "linear: averages dW over the batch": (
+        "linear", "self.W.grad = self.x.T @ dout", "self.W.grad = self.x.T @ dout / len(dout)", {"test_linear_dW"}),
+    "linear: accumulates dW": (
+        "linear", "self.W.grad = self.x.T @ dout", "self.W.grad += self.x.T @ dout", {"test_linear_dW"}),
+    "linear: db is a mean": (
+        "linear", "self.b.grad = dout.sum(axis=0)", "self.b.grad = dout.mean(axis=0)", {"test_linear_db"}),
+    "linear: db summed over the wrong axis": (
+        "linear", "self.b.grad = dout.sum(axis=0)", "self.b.grad = dout.sum(axis=1)", {"test_linear_db"}),
+    "linear: dx negated": (
+        "linear", "return dout @ self.W.data.T", "return -(dout @ self.W.data.T)", {"test_linear_dx"}),
+    "linear: dx without the transpose": (
+        "linear", "return dout @ self.W.data.T", "return dout @ self.W.data", {"test_linear_dx"}),
+    "linear: forward without the bias (db then disagrees with it)": (
+        "linear", "return x @ self.W.data + self.b.data", "return x @ self.W.data",
+        {"test_linear_forward", "test_linear_db"}),
+    "relu: forward clips its input in place": (
+        "relu", "return np.maximum(x, 0)", "x[x < 0] = 0\n        return x", {"test_relu_forward"}),
+    "relu: backward ignores dout": (
+        "relu", "return dout * self.positive", "return self.positive * 1.0", {"test_relu_backward"}),
+    "relu: backward changes dout in place": (
+        "relu", "return dout * self.positive", "dout[~self.positive] = 0\n        return dout", {"test_relu_backward"}),
+    "sigmoid: unstable exp(x) / (1 + exp(x))": (
+        "sigmoid", "z = np.exp(-np.abs(x))  # at most 1: never overflows\n"
+        "        self.out = np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))",
+        "self.out = np.exp(x) / (1.0 + np.exp(x))", {"test_sigmoid_forward", "test_sigmoid_backward"}),
+    "sigmoid: derivative missing (1 - s)": (
+        "sigmoid", "return dout * self.out * (1.0 - self.out)", "return dout * self.out", {"test_sigmoid_backward"}),
+    "tanh: the exp quotient (only the hidden large-input tests see it)": (
+        "tanh", "self.out = np.tanh(x)", "self.out = (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))",
+        {"test_tanh_forward", "test_tanh_backward"}),
+    "tanh: derivative 1 - tanh instead of 1 - tanh^2": (
+        "tanh", "return dout * (1.0 - self.out ** 2)", "return dout * (1.0 - self.out)", {"test_tanh_backward"}),
+    "gelu: backward without the product-rule term": (
+        "gelu", "return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du_dx)",
+        "return dout * (0.5 * (1.0 + t))", {"test_gelu_backward"}),
+    "gelu: du/dx without the factor 3": (
+        "gelu", "du_dx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x ** 2)",
+        "du_dx = SQRT_2_OVER_PI * (1.0 + GELU_CUBIC * x ** 2)", {"test_gelu_backward"}),
+    "gelu: forward without the 1/2 (backward then disagrees with it)": (
+        "gelu", "return 0.5 * x * (1.0 + self.tanh_u)", "return x * (1.0 + self.tanh_u)",
+        {"test_gelu_forward", "test_gelu_backward"}),
+}
+
+LOSS_MISTAKES = {
+    "softmax: no max subtraction": (
+        "softmax", "shifted = scores - scores.max(axis=1, keepdims=True)", "shifted = scores",
+        {"test_softmax_stable"}),
+    "softmax: normalised over the whole batch": (
+        "softmax", "return exp / exp.sum(axis=1, keepdims=True)", "return exp / exp.sum()",
+        {"test_softmax_values", "test_softmax_stable"}),
+    "cross-entropy: log of softmax underflows (only hidden tests see it)": (
+        "cross_entropy", "log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+        "log_probs = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))",
+        {"test_cross_entropy_forward"}),
+    "cross-entropy: gradient without 1/N": (
+        "cross_entropy", "return dscores / n", "return dscores", {"test_cross_entropy_backward"}),
+    "cross-entropy: sum instead of mean (backward then disagrees with it)": (
+        "cross_entropy", "return float(-log_probs[np.arange(len(y)), y].mean())",
+        "return float(-log_probs[np.arange(len(y)), y].sum())",
+        {"test_cross_entropy_forward", "test_cross_entropy_backward"}),
+    "euclidean: gradient without 1/N": (
+        "euclidean", "return self.diff / len(self.diff)", "return self.diff", {"test_euclidean_backward"}),
+    "euclidean: forward without the 1/2 (backward then disagrees with it)": (
+        "euclidean", "return float(0.5 * np.sum(self.diff ** 2) / len(y))",
+        "return float(np.sum(self.diff ** 2) / len(y))", {"test_euclidean_forward", "test_euclidean_backward"}),
+    "hinge: margin hard-coded to 1": (
+        "hinge", "+ self.margin", "+ 1.0", {"test_hinge_forward"}),
+    "hinge: true-class term missing in backward": (
+        "hinge", "dscores[np.arange(n), self.y] = -dscores.sum(axis=1)", "dscores[np.arange(n), self.y] = 0.0",
+        {"test_hinge_backward"}),
+    "hinge: forward counts the true class too": (
+        "hinge", "margins[rows, y] = 0.0", "pass", {"test_hinge_forward", "test_hinge_backward"}),
+    "l2: gradient lambda W instead of 2 lambda W": (
+        "l2", "return [2.0 * lam * p.data if", "return [lam * p.data if", {"test_l2_grads"}),
+    "l2: biases get a gradient": (
+        "l2", "else np.zeros_like(p.data) for p in params]", "else 2.0 * lam * p.data for p in params]",
+        {"test_l2_grads"}),
+    "l2: biases penalised too (grads then disagree with it)": (
+        "l2", "for p in params if p.data.ndim >= 2))", "for p in params))", {"test_l2_penalty", "test_l2_grads"}),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(LAYER_MISTAKES))
+def test_layer_mistake_loses_exactly_its_points(mistake):
+    gid, old, new, expected = LAYER_MISTAKES[mistake]
+    assert failing_cells("01_layers", mutate("01_layers", gid, old, new)) == expected
+
+
+@pytest.mark.parametrize("mistake", sorted(LOSS_MISTAKES))
+def test_loss_mistake_loses_exactly_its_points(mistake):
+    gid, old, new, expected = LOSS_MISTAKES[mistake]
+    assert failing_cells("02_losses", mutate("02_losses", gid, old, new)) == expected
+
+
+def test_every_graded_cell_is_targeted_by_some_mistake():
+    targeted = set().union(*(m[3] for m in LAYER_MISTAKES.values()), *(m[3] for m in LOSS_MISTAKES.values()))
+    assert set(graded_cell_ids("01_layers")) | set(graded_cell_ids("02_losses")) <= targeted
+
+
+def test_hidden_tests_catch_what_the_visible_ones_miss():
+    replace = mutate("01_layers", *LAYER_MISTAKES["tanh: the exp quotient (only the hidden large-input tests see it)"][:3])
+    assert failing_cells("01_layers", replace, hidden=False) == set()
+    assert failing_cells("01_layers", replace) == {"test_tanh_forward", "test_tanh_backward"}
