@@ -1,0 +1,13 @@
+# Sourced by lab.sh and test.sh: make sure .venv exists and has lablib installed (editable).
+# LABLIB_EXTRAS=crosscheck adds the optional PyTorch cross-check group; LABLIB_SKIP_INSTALL=1 skips pip.
+VENV="${LABLIB_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "Creating the virtual environment $VENV ..." >&2
+  python3 -m venv "$VENV" || { echo "python3 -m venv failed: install Python 3.10+ with venv (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+fi
+if [ "${LABLIB_SKIP_INSTALL:-0}" != 1 ]; then
+  target="."
+  [ -n "${LABLIB_EXTRAS:-}" ] && target=".[${LABLIB_EXTRAS}]"
+  echo "Installing lablib and its dependencies into $VENV (pip install -e '$target') ..." >&2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$target"
+fi
