@@ -7,6 +7,8 @@ variant takes seconds. (Untrusted submissions are graded elsewhere, in separate 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import traceback
 from dataclasses import dataclass
@@ -27,11 +29,13 @@ _SOLUTION = re.compile(rf"^([ \t]*){SOLUTION_BEGIN}.*?^[ \t]*{SOLUTION_END}[^\n]
 
 @dataclass
 class CellResult:
-    """The outcome of one code cell: `error` is None when it ran without raising."""
+    """The outcome of one code cell: `error` is None when it ran without raising; `output` is
+    what it printed (stdout and stderr together)."""
 
     grade_id: str | None
     points: float
     error: str | None
+    output: str = ""
 
     @property
     def passed(self) -> bool:
@@ -98,15 +102,17 @@ def run_cells(
         source = replace.pop(gid, cell.source) if gid else cell.source
         if not hidden:
             source = strip_hidden_tests(source)
+        printed = io.StringIO()
         try:
-            exec(compile(_python(source), f"<cell {gid or index}>", "exec"), scope)  # noqa: S102
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                exec(compile(_python(source), f"<cell {gid or index}>", "exec"), scope)  # noqa: S102
             error = None
         except BaseException as exc:  # noqa: BLE001 - a failing cell is a result, not a crash
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         if gid:
-            results[gid] = CellResult(gid, points(cell), error)
+            results[gid] = CellResult(gid, points(cell), error, printed.getvalue())
     if replace:
         raise KeyError(f"no code cells with grade_id {sorted(replace)}")
     return results

@@ -39,7 +39,7 @@ __all__ = [
 #: Forward values must match known ones to `scaled_error <= VALUE_TOL`.
 VALUE_TOL = 1e-6
 #: Arrays with at most this many entries are checked at every entry.
-FULL_CHECK_MAX = 400
+FULL_CHECK_MAX = 128
 #: Larger arrays: this many random entries ...
 N_COORDS = 30
 #: ... and this many random directions.
