@@ -73,6 +73,13 @@ def _python(source: str) -> str:
     return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
+def _describe(exc: BaseException) -> str:
+    """One line for an exception raised by a cell: its type and message (with the line, for syntax)."""
+    if isinstance(exc, SyntaxError):
+        return f"{type(exc).__name__}: {exc.msg} (line {exc.lineno}: {(exc.text or '').strip()})"
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 def run_cells(
     nb: Any,
     *,
@@ -110,7 +117,7 @@ def run_cells(
         except BaseException as exc:  # noqa: BLE001 - a failing cell is a result, not a crash
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            error = _describe(exc)
         if gid:
             results[gid] = CellResult(gid, points(cell), error, printed.getvalue())
     if replace:

@@ -33,7 +33,7 @@ from .download import DownloadError, digest, download_file, mismatch
 __all__ = [
     "DataError", "DatasetNotFoundError", "DownloadError", "Dataset", "DATASETS",
     "read_idx", "load_dataset", "locate", "fetch", "verify",
-    "Standardizer", "train_val_split", "iterate_minibatches",
+    "Standardizer", "iterate_minibatches",
 ]
 
 # Module-level so that tests (and unusual installations) can redirect them.
@@ -364,30 +364,6 @@ class Standardizer:
         """(N, D) standardized -> (N, D) float32 in the original units."""
         z = self._check(z)
         return (z * self.std_ + self.mean_).astype(np.float32)
-
-
-def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, *,
-                    rng: np.random.Generator | int, stratify: bool = False
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split (x, y) into disjoint training and validation parts, chosen at random by ``rng``.
-
-    ``round(N * val_fraction)`` examples go to validation (per class when ``stratify=True``).
-    Both parts keep the original order. Returns copies ``(x_train, y_train, x_val, y_val)``.
-    """
-    x, y = np.asarray(x), np.asarray(y)
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
-    rng = np.random.default_rng(rng)
-    if stratify:
-        groups = [np.flatnonzero(y == c) for c in np.unique(y)]
-        val = np.concatenate([g[rng.permutation(len(g))[:round(len(g) * val_fraction)]] for g in groups])
-    else:
-        val = rng.permutation(len(x))[:round(len(x) * val_fraction)]
-    mask = np.zeros(len(x), dtype=bool)
-    mask[val] = True
-    return x[~mask], y[~mask], x[mask], y[mask]
 
 
 def iterate_minibatches(x: np.ndarray, y: np.ndarray, batch_size: int,

@@ -118,6 +118,13 @@ class Module:
         for p in self.parameters():
             p.zero_grad()
 
+    def astype(self, dtype: Any) -> "Module":
+        """Convert every parameter to `dtype` (e.g. np.float32 for fast training); returns self."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype, copy=False)
+            p.grad = None
+        return self
+
     def extra_repr(self) -> str:
         """The text inside the parentheses of this module's own line; override to customise.
 

@@ -7,4 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 export MPLBACKEND="${MPLBACKEND:-Agg}"  # plots render off-screen under test
+export LABLIB_PROFILE="${LABLIB_PROFILE:-ci}"  # notebooks train on a small budget under test
 exec "$VENV/bin/python" -m pytest --nbval-lax "$@"

@@ -17,7 +17,7 @@ import pytest
 import lablib.data as data
 from lablib.data import (
     DataError, Dataset, DatasetNotFoundError, Standardizer, iterate_minibatches, load_dataset,
-    locate, read_idx, train_val_split,
+    locate, read_idx,
 )
 
 CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
@@ -382,44 +382,6 @@ def test_standardizer_per_pixel_handles_constant_pixels():
 def test_standardizer_must_be_fitted_first():
     with pytest.raises(RuntimeError, match="fit"):
         Standardizer().transform(np.zeros((2, 3)))
-
-
-# ----------------------------------------------------------------------------- train_val_split
-def test_split_is_disjoint_complete_and_ordered():
-    x, y = np.arange(100), np.arange(100) % 10
-    x_tr, y_tr, x_val, y_val = train_val_split(x, y, 0.2, rng=0)
-    assert len(x_val) == 20 and len(x_tr) == 80
-    assert not set(x_tr) & set(x_val) and sorted(np.concatenate([x_tr, x_val])) == list(range(100))
-    np.testing.assert_array_equal(y_tr, x_tr % 10)  # x and y stay aligned
-    np.testing.assert_array_equal(y_val, x_val % 10)
-    assert (np.diff(x_tr) > 0).all() and (np.diff(x_val) > 0).all()  # original order kept
-
-
-def test_split_is_reproducible_with_the_same_seed():
-    x = np.random.default_rng(5).standard_normal((50, 3))
-    y = np.arange(50) % 5
-    a = train_val_split(x, y, rng=np.random.default_rng(42))
-    b = train_val_split(x, y, rng=np.random.default_rng(42))
-    c = train_val_split(x, y, rng=43)
-    for u, v in zip(a, b):
-        np.testing.assert_array_equal(u, v)
-    assert not np.array_equal(a[2], c[2])
-    assert len(a[2]) == 5  # default val_fraction 0.1
-
-
-def test_stratified_split_keeps_class_proportions():
-    y = np.repeat(np.arange(4), [40, 30, 20, 10])
-    x = np.arange(len(y))
-    _, y_tr, _, y_val = train_val_split(x, y, 0.1, rng=1, stratify=True)
-    assert np.bincount(y_val).tolist() == [4, 3, 2, 1]
-    assert np.bincount(y_tr).tolist() == [36, 27, 18, 9]
-
-
-def test_split_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="val_fraction"):
-        train_val_split(np.zeros(10), np.zeros(10), 1.0, rng=0)
-    with pytest.raises(ValueError, match="x has 10 examples but y has 9"):
-        train_val_split(np.zeros(10), np.zeros(9), rng=0)
 
 
 # ----------------------------------------------------------------------------- iterate_minibatches
