@@ -13,17 +13,32 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import graded_cell_ids, load_notebook
+import contextlib
+
+from conftest import NOTEBOOKS, graded_cell_ids, load_notebook
 from lablib import cells
+
+STEMS = ["01_layers", "02_losses", "04_training"]
+ANSWERS = {stem: {cells.grade_id(c) for c in load_notebook(stem).cells
+                  if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")} for stem in STEMS}
 
 
 def answer_source(stem: str, gid: str) -> str:
     return next(c.source for c in load_notebook(stem).cells if cells.grade_id(c) == gid)
 
 
+#: Ungraded cells that the graded ones need; other ungraded cells (demos, training runs) are skipped.
+NEEDED = {"setup", "reuse", "doubles"}
+
+
 def failing_cells(stem: str, replace: dict[str, str] | None = None, hidden: bool = True) -> set[str]:
-    results = cells.run_cells(load_notebook(stem), replace=replace, hidden=hidden)
+    nb = load_notebook(stem)
     graded = set(graded_cell_ids(stem))
+    run = {gid: "" for gid in (cells.grade_id(c) for c in nb.cells if c.cell_type == "code")
+           if gid and gid not in graded and gid not in NEEDED and gid not in ANSWERS[stem]}
+    run.update(replace or {})
+    with contextlib.chdir(NOTEBOOKS):  # where use_notebook finds the earlier notebooks
+        results = cells.run_cells(nb, replace=run, hidden=hidden)
     return {gid for gid, r in results.items() if gid in graded and not r.passed}
 
 
@@ -33,12 +48,12 @@ def mutate(stem: str, gid: str, old: str, new: str) -> dict[str, str]:
     return {gid: source.replace(old, new)}
 
 
-@pytest.mark.parametrize("stem", ["01_layers", "02_losses"])
+@pytest.mark.parametrize("stem", STEMS)
 def test_solutions_pass_every_graded_cell(stem):
     assert failing_cells(stem) == set()
 
 
-@pytest.mark.parametrize("stem", ["01_layers", "02_losses"])
+@pytest.mark.parametrize("stem", STEMS)
 def test_blank_release_fails_every_graded_cell(stem):
     nb = load_notebook(stem)
     blank = {cells.grade_id(c): cells.blank_solutions(c.source) for c in nb.cells
@@ -131,6 +146,58 @@ LOSS_MISTAKES = {
 }
 
 
+TRAINING_MISTAKES = {
+    "sequential: backward in forward order": (
+        "sequential", "for layer in reversed(self.layers):\n            dout", "for layer in self.layers:\n            dout",
+        {"test_sequential_backward"}),
+    "sequential: forward in reverse order (backward then disagrees with it)": (
+        "sequential", "for layer in self.layers:\n            x = layer(x)", "for layer in reversed(self.layers):\n            x = layer(x)",
+        {"test_sequential_forward", "test_sequential_backward"}),
+    "sgd: learning rate folded into the velocity": (
+        "sgd", "v += g\n            p.data -= self.lr * v", "v += self.lr * g\n            p.data -= v",
+        {"test_sgd_momentum"}),
+    "sgd: velocity never decays (plain SGD then accumulates too)": (
+        "sgd", "            v *= self.momentum\n", "", {"test_sgd_plain", "test_sgd_momentum", "test_sgd_weight_decay"}),
+    "sgd: biases decayed too": (
+        "sgd", "if self.weight_decay and p.data.ndim >= 2:", "if self.weight_decay:", {"test_sgd_weight_decay"}),
+    "sgd: weight decay outside the momentum": (
+        "sgd", "g = g + self.weight_decay * p.data", "p.data -= self.lr * self.weight_decay * p.data",
+        {"test_sgd_weight_decay"}),
+    "sgd: a parameter without gradient crashes the step": (
+        "sgd", "            if p.grad is None:\n                continue\n", "", {"test_sgd_plain", "test_sgd_momentum"}),
+    "train_step: returns the loss after the update": (
+        "train_step", "optimizer.step()\n    return loss", "optimizer.step()\n    return loss_fn.forward(model(xb), yb)",
+        {"test_train_step"}),
+    "train_step: two optimizer steps": (
+        "train_step", "optimizer.step()\n    return loss", "optimizer.step()\n    optimizer.step()\n    return loss",
+        {"test_train_step"}),
+    "evaluate: unweighted mean of the batch losses": (
+        "train_step", "total_loss += loss_fn.forward(scores, yb) * len(yb)", "total_loss += loss_fn.forward(scores, yb) * batch_size",
+        {"test_evaluate"}),
+    "split: not shuffled": (
+        "split", "order = rng.permutation(len(x))", "order = np.arange(len(x))", {"test_split"}),
+    "split: validation size rounded down": (
+        "split", "n_val = int(round(len(x) * val_fraction))", "n_val = int(len(x) * val_fraction)", {"test_split"}),
+    "checkpoint: keeps references, not copies": (
+        "checkpoint", "self.saved = [p.data.copy() for p in model.parameters()]",
+        "self.saved = [p.data for p in model.parameters()]", {"test_checkpoint"}),
+    "checkpoint: a tie replaces the earlier epoch": (
+        "checkpoint", "if val_acc <= self.best_acc:", "if val_acc < self.best_acc:", {"test_checkpoint"}),
+    "load_model: parameters converted to float64": (
+        "save_load", 'p.data = saved[f"layer{i}.{name}"].copy()', 'p.data = saved[f"layer{i}.{name}"].astype(np.float64)',
+        {"test_save_load_roundtrip"}),
+    "save_model: architecture not stored, every layer assumed to have parameters": (
+        "save_load", "            if not names:\n                rebuilt.append(cls())\n                continue\n", "",
+        {"test_save_load_architecture"}),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(TRAINING_MISTAKES))
+def test_training_mistake_loses_exactly_its_points(mistake):
+    gid, old, new, expected = TRAINING_MISTAKES[mistake]
+    assert failing_cells("04_training", mutate("04_training", gid, old, new)) == expected
+
+
 @pytest.mark.parametrize("mistake", sorted(LAYER_MISTAKES))
 def test_layer_mistake_loses_exactly_its_points(mistake):
     gid, old, new, expected = LAYER_MISTAKES[mistake]
@@ -144,8 +211,9 @@ def test_loss_mistake_loses_exactly_its_points(mistake):
 
 
 def test_every_graded_cell_is_targeted_by_some_mistake():
-    targeted = set().union(*(m[3] for m in LAYER_MISTAKES.values()), *(m[3] for m in LOSS_MISTAKES.values()))
-    assert set(graded_cell_ids("01_layers")) | set(graded_cell_ids("02_losses")) <= targeted
+    mistakes = [*LAYER_MISTAKES.values(), *LOSS_MISTAKES.values(), *TRAINING_MISTAKES.values()]
+    targeted = set().union(*(m[3] for m in mistakes))
+    assert set().union(*(graded_cell_ids(stem) for stem in STEMS)) <= targeted
 
 
 def test_hidden_tests_catch_what_the_visible_ones_miss():
@@ -309,3 +377,112 @@ def test_correct_layers_in_other_styles_get_full_marks(style):
 def test_correct_losses_in_other_styles_get_full_marks(style):
     gid, source = LOSS_ALTERNATIVES[style]
     assert failing_cells("02_losses", {gid: source}) == set()
+
+
+TRAINING_ALTERNATIVES = {
+    "sequential with functools.reduce": ("sequential", '''
+import functools
+
+
+class Sequential(Module):
+    def __init__(self, *layers):
+        self.layers = list(layers)
+
+    def forward(self, x):
+        return functools.reduce(lambda h, layer: layer.forward(h), self.layers, x)
+
+    def backward(self, dout):
+        return functools.reduce(lambda g, layer: layer.backward(g), self.layers[::-1], dout)
+'''),
+    "sgd with a velocity dict and new arrays": ("sgd", '''
+class SGD:
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        self.params, self.lr, self.momentum, self.weight_decay = list(params), lr, momentum, weight_decay
+        self.v = {}
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                decay = self.weight_decay * p.data if p.data.ndim > 1 else 0.0
+                self.v[i] = self.momentum * self.v.get(i, 0.0) + (p.grad + decay)
+                p.data = p.data - self.lr * self.v[i]
+'''),
+    "train_step with zero_grad; evaluate on all predictions at once": ("train_step", '''
+def train_step(model, loss_fn, optimizer, xb, yb):
+    optimizer.zero_grad()
+    loss = loss_fn.forward(model.forward(xb), yb)
+    model.backward(loss_fn.backward())
+    optimizer.step()
+    return float(loss)
+
+
+def evaluate(model, loss_fn, x, y, batch_size=2000):
+    losses, predictions = [], []
+    for s in range(0, len(x), batch_size):
+        scores = model(x[s:s + batch_size])
+        losses.append(loss_fn.forward(scores, y[s:s + batch_size]) * len(scores))
+        predictions.append(scores.argmax(axis=1))
+    return sum(losses) / len(y), float(np.mean(np.concatenate(predictions) == y))
+'''),
+    "split with rng.choice and a boolean mask": ("split", '''
+def train_val_split(x, y, val_fraction, rng):
+    n_val = round(len(x) * val_fraction)
+    in_val = np.zeros(len(x), dtype=bool)
+    in_val[rng.choice(len(x), size=n_val, replace=False)] = True
+    return x[~in_val], y[~in_val], x[in_val], y[in_val]
+'''),
+    "checkpoint with copy.deepcopy of the parameters": ("checkpoint", '''
+import copy
+
+
+class BestCheckpoint:
+    def __init__(self):
+        self.best_acc, self.best_epoch, self.params = float("-inf"), None, None
+
+    def update(self, model, val_acc, epoch):
+        if self.params is None or val_acc > self.best_acc:
+            self.best_acc, self.best_epoch, self.params = val_acc, epoch, copy.deepcopy(model.parameters())
+            return True
+        return False
+
+    def restore(self, model):
+        for p, kept in zip(model.parameters(), self.params):
+            p.data = kept.data.copy()
+'''),
+    "save/load with a layer count and numbered keys": ("save_load", '''
+LAYER_TYPES = {name: getattr(layers, name) for name in ("Linear", "ReLU", "Sigmoid", "Tanh", "GELU") if hasattr(layers, name)}
+
+
+def save_model(model, path):
+    out = {"n_layers": np.array(len(model.layers))}
+    for i, layer in enumerate(model.layers):
+        out[f"type_{i}"] = np.array(type(layer).__name__)
+        for j, p in enumerate(layer.parameters()):
+            out[f"param_{i}_{j}"] = p.data
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **out)
+
+
+def load_model(path):
+    f = np.load(path)
+    result = []
+    for i in range(int(f["n_layers"])):
+        keys = sorted(k for k in f.files if k.startswith(f"param_{i}_"))
+        cls = LAYER_TYPES[str(f[f"type_{i}"])]
+        layer = cls(*f[keys[0]].shape) if keys else cls()
+        for p, k in zip(layer.parameters(), keys):
+            p.data = np.array(f[k])
+        result.append(layer)
+    return Sequential(*result)
+'''),
+}
+
+
+@pytest.mark.parametrize("style", sorted(TRAINING_ALTERNATIVES))
+def test_correct_training_code_in_other_styles_gets_full_marks(style):
+    gid, source = TRAINING_ALTERNATIVES[style]
+    assert failing_cells("04_training", {gid: source}) == set()
