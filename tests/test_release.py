@@ -1,0 +1,278 @@
+"""End to end tests of `lablib release`: nbgrader's generate_assignment on the real notebooks.
+
+The release runs once per module (nbgrader takes seconds) into a temporary build folder named by
+$LABLIB_BUILD, so a build/ of the checkout is never touched. The tests then prove that the student
+folder holds no solution and no hidden test, keeps every test cell's visible part and every
+grade_id, ships a working lablib, and that the self-check scores it 0.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from lablib import cells, cli
+from lablib.data import DatasetNotFoundError, locate
+from lablib.grading import paths
+from lablib.grading import release as release_module
+from lablib.grading.check import CHECK_PROFILE, CHECKED, check
+from lablib.grading.release import INSTRUCTOR_ONLY, ReleaseError, release
+from lablib.training import PROFILE_VAR
+
+SOURCES = paths.source_notebooks()
+#: A line shorter than this (`self.x = x`, `return out`) may legitimately occur anywhere.
+MIN_LINE = 16
+_SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION", re.S | re.M)
+_HIDDEN_REGION = re.compile(r"### BEGIN HIDDEN TESTS[^\n]*\n(.*?)^[ \t]*### END HIDDEN TESTS", re.S | re.M)
+
+
+def meta(cell: Any) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test(cell: Any) -> bool:
+    return cell.cell_type == "code" and meta(cell).get("grade") and not meta(cell).get("solution")
+
+
+def long_lines(text: str) -> set[str]:
+    return {line.strip() for line in text.splitlines() if len(line.strip()) >= MIN_LINE}
+
+
+def solution_lines() -> set[str]:
+    """Every non-trivial line of every solution (code between the markers, whole written answers)
+    that does not also occur in what students may see (`optimizer.step()` in a visible test, say)."""
+    secret, public = set(), []
+    for path in SOURCES:
+        for cell in cells.load(path).cells:
+            if cell.cell_type == "code":
+                for region in _SOLUTION_REGION.findall(cell.source):
+                    secret |= long_lines(region)
+                public.append(cells.strip_hidden_tests(cells.blank_solutions(cell.source)))
+            elif meta(cell).get("solution"):
+                secret |= long_lines(cell.source)
+            else:
+                public.append(cell.source)
+    seen = "\n".join(public)
+    return {line for line in secret if line not in seen}
+
+
+def hidden_lines() -> set[str]:
+    """Non-trivial lines of hidden test blocks that do not also occur in a notebook's visible text."""
+    hidden, visible = set(), []
+    for path in SOURCES:
+        for cell in cells.load(path).cells:
+            for region in _HIDDEN_REGION.findall(cell.source):
+                hidden |= long_lines(region)
+            visible.append(cells.strip_hidden_tests(cell.source))
+    seen = "\n".join(visible)
+    return {line for line in hidden if line not in seen}
+
+
+def runnable_here(notebooks: list[Path]) -> list[Path]:
+    """The notebooks whose data is available: a notebook that loads Fashion-MNIST is left out when
+    the data set is nowhere (it would try to download it)."""
+    try:
+        locate("fashion-mnist")
+        return list(notebooks)
+    except DatasetNotFoundError:
+        return [p for p in notebooks if "load_dataset(" not in p.read_text()]
+
+
+def texts(folder: Path, archive: Path) -> dict[str, str]:
+    """{name: text} of every file of the release, and of every member of its zip; for notebooks,
+    the cell sources as the student sees them (not JSON-escaped)."""
+
+    def readable(name: str, data: bytes) -> str:
+        text = data.decode("utf-8", "replace")
+        if name.endswith(".ipynb"):
+            nb = nbformat.reads(text, as_version=4)
+            text = "\n".join(cell.source for cell in nb.cells) + "\n" + text
+        return text
+
+    found = {str(p.relative_to(folder)): readable(p.name, p.read_bytes())
+             for p in folder.rglob("*") if p.is_file()}
+    with zipfile.ZipFile(archive) as zf:
+        for name in zf.namelist():
+            if not name.endswith("/"):
+                found[f"zip:{name}"] = readable(name, zf.read(name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run `lablib release` once, with the build folder moved by $LABLIB_BUILD."""
+    build = tmp_path_factory.mktemp("build")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(paths.BUILD_ENV, str(build))
+        assert cli.main(["release"]) == 0
+    return build
+
+
+@pytest.fixture(scope="module")
+def folder(build: Path) -> Path:
+    return build / "release" / paths.ASSIGNMENT_ID
+
+
+def test_there_are_notebooks_to_release() -> None:
+    assert len(SOURCES) >= 2, SOURCES
+    assert solution_lines(), "no solution found in the source notebooks: the leak tests would prove nothing"
+
+
+def test_build_folder_comes_from_argument_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(paths.BUILD_ENV, raising=False)
+    assert paths.build_root() == paths.repo_root() / "build"
+    monkeypatch.setenv(paths.BUILD_ENV, str(tmp_path / "env"))
+    assert paths.build_root() == tmp_path / "env"
+    assert paths.course_root() == tmp_path / "env" / "course"
+    assert paths.build_root(tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_layout(build: Path, folder: Path) -> None:
+    names = [p.name for p in SOURCES]
+    assert sorted(p.name for p in folder.glob("*.ipynb")) == names
+    for name in names:
+        assert (build / "course" / "source" / paths.ASSIGNMENT_ID / name).is_file()
+        assert (build / "course" / "release" / paths.ASSIGNMENT_ID / name).is_file()
+    assert (build / "course" / "gradebook.db").is_file()
+    for needed in ("README.md", "requirements.txt", "lablib/__init__.py", "lablib/gradcheck/checks.py",
+                   "lablib/cells.py", "lablib/grading/check.py", "data/checksums.json", "data/README.md"):
+        assert (folder / needed).is_file(), needed
+    assert not list(folder.rglob("__pycache__")) and not list(folder.rglob("*.pyc"))
+    with zipfile.ZipFile(build / "release" / f"{paths.ASSIGNMENT_ID}.zip") as zf:
+        members = set(zf.namelist())
+    assert {f"{paths.ASSIGNMENT_ID}/{name}" for name in names + ["README.md", "lablib/__init__.py"]} <= members
+    # nothing left over from assembling it
+    assert sorted(p.name for p in (build / "release").iterdir()) == [paths.ASSIGNMENT_ID, f"{paths.ASSIGNMENT_ID}.zip"]
+
+
+def test_student_readme_and_requirements(folder: Path) -> None:
+    readme = (folder / "README.md").read_text()
+    assert "python -m lablib check" in readme and "pip install -r requirements.txt" in readme
+    assert all(p.name in readme for p in SOURCES)
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert any(r.startswith("numpy") for r in requirements)
+    assert not [r for r in requirements if r.split(">")[0].split("=")[0].lower() in INSTRUCTOR_ONLY]
+
+
+def test_released_notebooks_have_no_solution_and_no_hidden_test_markers(folder: Path) -> None:
+    for path in folder.glob("*.ipynb"):
+        text = path.read_text()
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS"):
+            assert marker not in text, f"{path.name} contains {marker!r}"
+
+
+def test_no_solution_line_anywhere_in_the_release(build: Path, folder: Path) -> None:
+    """Not in the notebooks, not in the shipped lablib, not in the zip."""
+    secret = solution_lines()
+    files = texts(folder, build / "release" / f"{paths.ASSIGNMENT_ID}.zip")
+    leaks = {name: sorted(line for line in secret if line in text) for name, text in files.items()}
+    assert not {name: lines for name, lines in leaks.items() if lines}
+
+
+def test_no_hidden_test_line_anywhere_in_the_release(build: Path, folder: Path) -> None:
+    secret = hidden_lines()
+    assert secret
+    files = texts(folder, build / "release" / f"{paths.ASSIGNMENT_ID}.zip")
+    leaks = {name: sorted(line for line in secret if line in text) for name, text in files.items()}
+    assert not {name: lines for name, lines in leaks.items() if lines}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_released_cells_match_the_source(folder: Path, source: Path) -> None:
+    """Same cells and grade_ids in the same order; visible tests kept word for word; answers blanked."""
+    src, rel = cells.load(source), cells.load(folder / source.name)
+    assert [cells.grade_id(c) for c in rel.cells] == [cells.grade_id(c) for c in src.cells]
+    assert [cells.points(c) for c in rel.cells] == [cells.points(c) for c in src.cells]
+    for s, r in zip(src.cells, rel.cells):
+        gid = cells.grade_id(s)
+        if is_test(s):
+            visible = cells.strip_hidden_tests(s.source)
+            assert r.source.rstrip() == visible.rstrip(), gid
+            assert "check_" in visible or "assert" in visible, f"{gid} has no visible check"
+        elif meta(s).get("solution") and s.cell_type == "code":
+            assert r.source.rstrip() == cells.blank_solutions(s.source).rstrip(), gid
+            assert "raise NotImplementedError()" in r.source, gid
+        elif meta(s).get("solution"):
+            assert r.source == "YOUR ANSWER HERE", gid
+        else:
+            assert r.source.rstrip() == s.source.rstrip(), gid
+        assert not r.get("outputs"), f"{gid} kept its outputs"
+
+
+def test_check_scores_the_release_zero(folder: Path, tmp_path: Path) -> None:
+    """Every autograded test of the blank release fails, because the answer cells raise. (On a copy
+    of the student folder, with its own lablib: running the notebooks writes files next to them.)"""
+    student = tmp_path / "student"
+    shutil.copytree(folder, student)
+    notebooks = runnable_here(sorted(student.glob("*.ipynb")))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PROFILE_VAR, CHECK_PROFILE)
+        result = check(notebooks, timeout=120)
+    assert [Path(nb.path).name for nb in result.notebooks] == [p.name for p in runnable_here(SOURCES)]
+    for nb in result.notebooks:
+        assert nb.status == CHECKED, nb.to_text()
+        assert nb.tests and nb.earned == 0 and nb.possible > 0
+        for test in nb.tests:
+            assert test.status == "failed", test
+            assert "NotImplementedError" in test.error or "not implemented" in test.error, test
+    assert not result.passed and "0/" in result.to_text()
+
+
+def test_shipped_lablib_is_the_one_next_to_the_notebooks(folder: Path) -> None:
+    """A kernel started in the release folder imports its lablib, which finds data/checksums.json."""
+    code = ("import lablib, lablib.data as d; print(lablib.__file__); print(d.CHECKSUMS_FILE); "
+            "print(d.CHECKSUMS_FILE.is_file())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, check=True)
+    module, checksums, exists = out.stdout.split()
+    assert Path(module).resolve() == (folder / "lablib" / "__init__.py").resolve()
+    assert Path(checksums).resolve() == (folder / "data" / "checksums.json").resolve() and exists == "True"
+
+
+def test_rerunning_replaces_the_previous_release(build: Path, folder: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second release into the same build folder leaves nothing of the first one behind.
+    (On a copy of the build, with nbgrader replaced by a copy: nbgrader's part is proved above.)"""
+    build = shutil.copytree(build, tmp_path / "build")
+    folder = build / "release" / paths.ASSIGNMENT_ID
+    before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    (folder / "stale.txt").write_text("from an earlier release")
+    (build / "release" / f".{paths.ASSIGNMENT_ID}.leftover").mkdir()
+    for step in ("source", "release"):
+        (build / "course" / step / paths.ASSIGNMENT_ID / "99_removed.ipynb").write_text("{}")
+
+    def fake_nbgrader(repo: Path, build: Path) -> str:
+        out = build / "course" / "release" / paths.ASSIGNMENT_ID
+        out.mkdir(parents=True, exist_ok=True)
+        for nb in (build / "course" / "source" / paths.ASSIGNMENT_ID).glob("*.ipynb"):
+            shutil.copyfile(nb, out / nb.name)
+        return ""
+
+    monkeypatch.setattr(release_module, "_run_nbgrader", fake_nbgrader)
+    result = release(build)
+    assert result.folder == folder and not (folder / "stale.txt").exists()
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
+    for step in ("source", "release"):
+        assert not (build / "course" / step / paths.ASSIGNMENT_ID / "99_removed.ipynb").exists()
+    assert sorted(p.name for p in (build / "release").iterdir()) == [paths.ASSIGNMENT_ID, f"{paths.ASSIGNMENT_ID}.zip"]
+
+
+def test_a_broken_source_notebook_stops_the_release_before_nbgrader(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "lablib").mkdir()
+    (repo / "nbgrader_config.py").write_text("")
+    with pytest.raises(ReleaseError, match="no notebooks"):
+        release(tmp_path / "build", repo=repo)
+    (repo / "notebooks" / "01_broken.ipynb").write_text('{"cells": [')
+    with pytest.raises(ReleaseError, match="01_broken.ipynb is not a valid notebook"):
+        release(tmp_path / "build", repo=repo)
+    assert not (tmp_path / "build").exists()
+    with pytest.raises(ReleaseError, match="not a Backprop Lab checkout"):
+        release(tmp_path / "build", repo=tmp_path)
