@@ -27,6 +27,34 @@ _HIDDEN = re.compile(rf"^[ \t]*{HIDDEN_BEGIN}.*?^[ \t]*{HIDDEN_END}[^\n]*\n?", r
 _SOLUTION = re.compile(rf"^([ \t]*){SOLUTION_BEGIN}.*?^[ \t]*{SOLUTION_END}[^\n]*", re.S | re.M)
 
 
+#: At most this many characters of a cell's printed output are kept (a print loop cannot fill memory).
+OUTPUT_LIMIT = 100_000
+
+
+class _CappedText(io.TextIOBase):
+    """A text sink that keeps the first `limit` characters written to it and counts the rest."""
+
+    def __init__(self, limit: int = OUTPUT_LIMIT):
+        self.parts: list[str] = []
+        self.kept = self.dropped = 0
+        self.limit = limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(len(text), room)
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        tail = f"\n[... {self.dropped} more characters of output not kept]\n" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
 @dataclass
 class CellResult:
     """The outcome of one code cell: `error` is None when it ran without raising; `output` is
@@ -109,7 +137,7 @@ def run_cells(
         source = replace.pop(gid, cell.source) if gid else cell.source
         if not hidden:
             source = strip_hidden_tests(source)
-        printed = io.StringIO()
+        printed = _CappedText()
         try:
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
                 exec(compile(_python(source), f"<cell {gid or index}>", "exec"), scope)  # noqa: S102

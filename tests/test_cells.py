@@ -40,3 +40,10 @@ def test_load_validates(tmp_path):
     path = tmp_path / "nb.ipynb"
     nbformat.write(notebook("1"), str(path))
     assert cells.load(path).cells[0].source == "1"
+
+
+def test_a_cell_that_prints_forever_keeps_only_the_first_part():
+    nb = notebook("for i in range(200_000):\n    print('line', i)")
+    output = cells.run_cells(nb)["c0"].output
+    assert len(output) < cells.OUTPUT_LIMIT + 200
+    assert output.startswith("line 0\n") and "more characters of output not kept" in output

@@ -57,7 +57,9 @@ def _run(what: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]
         try:
             result = fn(*args)
         except NotImplementedError as exc:
-            raise _StudentError(f"{what} is not implemented yet ({exc})") from None
+            detail = f" ({exc})" if str(exc) else ""
+            raise _StudentError(f"{what} is not implemented yet{detail}: replace the "
+                                "`raise NotImplementedError()` with your code") from None
         except Exception as exc:  # noqa: BLE001 - any error in student code is reported, not raised
             raise _StudentError(f"{what} raised {type(exc).__name__}: {exc}") from None
     found = sorted({f"{what}: numpy warned '{w.message}'" for w in caught
