@@ -1,11 +1,16 @@
 """The `lablib` command: one entry point for the course's steps.
 
     lablib release [--build DIR]                    instructor: the student release of every notebook
+    lablib collect SOURCE [--build DIR]             instructor: submissions (folder or LMS zip) into the course
+    lablib grade [--build DIR] [--jobs N] [--timeout S] [--notebook-timeout S] [--memory MB] [--force]
+                 [--student ID]...                  instructor: autograde every collected submission
+    lablib feedback [--build DIR] [--student ID]... instructor: one HTML feedback page per student
+    lablib export [--build DIR]                     instructor: grades.csv (scores, a status per notebook)
     lablib check PATH... [--timeout S] [--memory MB] [--jobs N] [--json]
                                                     student: self-check notebooks (files or folders)
 
 Also `python -m lablib ...`. Each subcommand is registered by one `_add_<name>` function listed in
-`COMMANDS`; a new step (collect, grade, feedback, export) is a new function there.
+`COMMANDS`.
 Exit status: 0 success, 1 a failed check or a failed step, 2 a usage error.
 """
 
@@ -96,8 +101,123 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_check)
 
 
+def _build_arg(p: argparse.ArgumentParser) -> None:
+    from lablib.grading import paths
+
+    p.add_argument("--build", metavar="DIR", default=None,
+                   help=f"build folder (default: ${paths.BUILD_ENV}, else build/ in the repository)")
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from lablib.grading.collect import CollectError, collect
+
+    try:
+        result = collect(args.source, args.build)
+    except CollectError as err:
+        print(f"lablib collect: error: {err}", file=sys.stderr)
+        return 1
+    print(result.to_text())
+    return 0
+
+
+def _add_collect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "collect", help="copy submissions (a folder or an LMS zip) into the course (instructor)",
+        description="Accepts one folder per student (<student>/01_layers.ipynb ...) or files named "
+                    "<student>_<notebook>.ipynb (LMS style, e.g. alice_123_456_01_layers.ipynb), in a folder or "
+                    "a zip. Copies them to <build>/course/submitted/<student>/backprop-lab/. What cannot be "
+                    "placed is listed, not fatal.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="a folder or a .zip of submissions")
+    _build_arg(p)
+    p.set_defaults(run=_collect)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from lablib.grading.autograde import grade
+
+    for name in ("timeout", "notebook_timeout"):
+        if getattr(args, name) <= 0:
+            print(f"lablib grade: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
+            return 2
+    if args.memory < 0 or (args.jobs is not None and args.jobs < 1):
+        print("lablib grade: error: --memory must be >= 0 and --jobs >= 1", file=sys.stderr)
+        return 2
+    run = grade(args.build, students=args.student, jobs=args.jobs, cell_timeout=args.timeout,
+                notebook_timeout=args.notebook_timeout, memory_mb=args.memory, force=args.force,
+                progress=not args.quiet)
+    print(run.summary())
+    return 0
+
+
+def _add_grade(sub: argparse._SubParsersAction) -> None:
+    from lablib.grading.autograde import GRADE_CELL_TIMEOUT_S, GRADE_MEMORY_MB, GRADE_NOTEBOOK_TIMEOUT_S
+
+    p = sub.add_parser(
+        "grade", help="autograde every collected submission (instructor)",
+        description="Grade each notebook of each collected submission: the student's answer cells run in a "
+                    "locked-down worker process, the instructor's test cells (hidden tests included) in the "
+                    "grader, which sees the student's objects only through proxies and compares plain values. "
+                    "One grading process per core. Results go to <build>/results/; a re-run skips notebooks "
+                    "whose submission and source did not change (--force regrades).",
+    )
+    _build_arg(p)
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="grading processes (default: one per core)")
+    p.add_argument("--timeout", type=float, default=GRADE_CELL_TIMEOUT_S, metavar="SECONDS",
+                   help=f"limit per cell (default {GRADE_CELL_TIMEOUT_S:g})")
+    p.add_argument("--notebook-timeout", type=float, default=GRADE_NOTEBOOK_TIMEOUT_S, metavar="SECONDS",
+                   help=f"limit per notebook (default {GRADE_NOTEBOOK_TIMEOUT_S:g})")
+    p.add_argument("--memory", type=int, default=GRADE_MEMORY_MB, metavar="MB",
+                   help=f"memory limit of the submission's process in MiB, 0 for none (default {GRADE_MEMORY_MB})")
+    p.add_argument("--force", action="store_true", help="regrade notebooks whose results are up to date")
+    p.add_argument("--student", action="append", default=None, metavar="ID", help="grade only this student (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_grade)
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from lablib.grading.feedback import feedback
+
+    written = feedback(args.build, args.student)
+    if not written:
+        print("lablib feedback: nothing graded yet (run lablib grade first)", file=sys.stderr)
+        return 1
+    print(f"Wrote {len(written)} feedback page(s) into {written[0].parent}")
+    return 0
+
+
+def _add_feedback(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "feedback", help="write one HTML feedback page per student (instructor)",
+        description="<build>/feedback/<student>.html: per notebook, part and test cell the points, passed or "
+                    "failed and the diagnosis of each failure; no hidden-test source or tracebacks.",
+    )
+    _build_arg(p)
+    p.add_argument("--student", action="append", default=None, metavar="ID", help="only this student (repeatable)")
+    p.set_defaults(run=_feedback)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from lablib.grading.export import export
+
+    print(f"Wrote {export(args.build)}")
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write grades.csv: per-notebook scores and statuses, total, review flag (instructor)",
+        description="<build>/grades.csv with one row per student: per notebook the automatic points and a status "
+                    "(graded, timed out, killed for memory, kernel died, malformed notebook, missing, not graded), "
+                    "the total, and a review column saying why a submission needs a look.",
+    )
+    _build_arg(p)
+    p.set_defaults(run=_export)
+
+
 #: One registration function per subcommand, in the order `--help` lists them.
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_release, _add_check)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_release, _add_collect, _add_grade, _add_feedback, _add_export, _add_check)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,10 @@ from here. Everything generated goes under the build folder (git-ignored), which
         source/backprop-lab/        copies of notebooks/NN_*.ipynb (the instructor versions)
         release/backprop-lab/       nbgrader's student versions
         gradebook.db                nbgrader's gradebook
-        submitted/ autograded/ feedback/   (written by the grading steps)
+        submitted/<student>/backprop-lab/NN_*.ipynb   (written by `lablib collect`)
+      results/<student>/NN_*.json   one grading result per student and notebook (`lablib grade`)
+      feedback/<student>.html       per-student feedback (`lablib feedback`)
+      grades.csv                    the exported grades (`lablib export`)
       release/
         backprop-lab/               what students get: notebooks, lablib/, data/, README.md
         backprop-lab.zip            the same folder as one file, for an LMS upload
@@ -22,7 +25,8 @@ from pathlib import Path
 
 __all__ = [
     "ASSIGNMENT_ID", "BUILD_ENV", "NOTEBOOK_GLOB",
-    "repo_root", "source_notebooks", "build_root", "course_root", "release_root",
+    "repo_root", "source_notebooks", "source_notebooks_in", "build_root", "course_root", "release_root",
+    "submitted_root", "results_root", "feedback_root", "grades_csv",
 ]
 
 #: The one nbgrader assignment that holds every notebook of the lab.
@@ -57,3 +61,28 @@ def course_root(build: str | os.PathLike | None = None) -> Path:
 def release_root(build: str | os.PathLike | None = None) -> Path:
     """The student release: `<build>/release/<assignment>`."""
     return build_root(build) / "release" / ASSIGNMENT_ID
+
+
+def submitted_root(build: str | os.PathLike | None = None) -> Path:
+    """Collected submissions: `<build>/course/submitted/<student>/<assignment>/NN_*.ipynb`."""
+    return course_root(build) / "submitted"
+
+
+def results_root(build: str | os.PathLike | None = None) -> Path:
+    """Grading results: `<build>/results/<student>/<notebook stem>.json`, one file per notebook."""
+    return build_root(build) / "results"
+
+
+def feedback_root(build: str | os.PathLike | None = None) -> Path:
+    """Per-student feedback: `<build>/feedback/<student>.html`."""
+    return build_root(build) / "feedback"
+
+
+def grades_csv(build: str | os.PathLike | None = None) -> Path:
+    """The exported grades: `<build>/grades.csv`."""
+    return build_root(build) / "grades.csv"
+
+
+def source_notebooks_in(folder: str | os.PathLike) -> list[Path]:
+    """The lab's notebooks (`NN_*.ipynb`) in `folder`, in order."""
+    return sorted(Path(folder).glob(NOTEBOOK_GLOB))

@@ -1,0 +1,69 @@
+"""Grading throughput on the full lab: N generated submissions, graded by `lablib grade`.
+
+    python benchmarks/grading.py [N] [--jobs J]
+
+Generates N submissions of every notebook (alternately the solutions and the blank release, so
+that both the fast-failing and the full-work paths are timed), collects them into a temporary
+build folder, grades them with one process per core (or J), and prints seconds per submission and
+submissions per minute. Issue 3's target on the 2-core machine: one complete submission in at most
+15 s, 100 in at most 12 minutes. Not a test: the figure depends on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lablib import cells  # noqa: E402
+from lablib.grading import paths  # noqa: E402
+from lablib.grading.autograde import grade  # noqa: E402
+from lablib.grading.collect import collect  # noqa: E402
+
+
+def write_submission(folder: Path, blank: bool) -> None:
+    folder.mkdir(parents=True)
+    for source in paths.source_notebooks():
+        nb = copy.deepcopy(cells.load(source))
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("solution") and blank:
+                cell.source = cells.blank_solutions(cell.source)
+            elif cell.cell_type == "code" and meta.get("grade"):
+                cell.source = cells.strip_hidden_tests(cell.source)
+        nbformat.write(nb, str(folder / source.name))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, nargs="?", default=10, help="number of submissions (default 10)")
+    parser.add_argument("--jobs", type=int, default=None, help="grading processes (default: one per core)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lablib-bench-") as tmp:
+        source, build = Path(tmp) / "submissions", Path(tmp) / "build"
+        for i in range(args.n):
+            write_submission(source / f"student{i:03d}", blank=bool(i % 2))
+        collect(source, build)
+        start = time.perf_counter()
+        run = grade(build, jobs=args.jobs, progress=True)
+        wall = time.perf_counter() - start
+    notebooks = len(run.results)
+    per_notebook = [r.seconds for r in run.results if r.seconds]
+    print(run.summary())
+    print(f"\n{args.n} submissions ({notebooks} notebooks) in {wall:.1f} s with {run.jobs} process(es) "
+          f"on {os.cpu_count()} cores:")
+    print(f"  {wall / args.n:.2f} s per submission (wall clock), {60 * args.n / wall:.1f} submissions per minute")
+    if per_notebook:
+        print(f"  one notebook alone: {min(per_notebook):.1f}-{max(per_notebook):.1f} s "
+              f"(mean {sum(per_notebook) / len(per_notebook):.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""`lablib collect SOURCE`: put submissions where `lablib grade` finds them.
+
+SOURCE is a folder or a `.zip` file (an LMS "download all submissions"); a zip is read as if it
+were unpacked. Accepted layouts (they may be mixed):
+
+1. one folder per student: `<student>/01_layers.ipynb ...` (the notebooks may sit deeper inside the
+   student's folder, e.g. `<student>/backprop-lab/01_layers.ipynb` as nbgrader keeps them; a zip
+   holding one top folder around all of this is fine too);
+2. flat files named `<student>_<notebook>` (`alice_01_layers.ipynb`), including LMS names that put
+   more between the student and the notebook (`alice_12345_67890_01_layers.ipynb`, Canvas style)
+   or a resubmission suffix (`alice_01_layers-1.ipynb`): the student id is the text before the
+   first underscore.
+
+The notebook names are those of the lab (`notebooks/NN_*.ipynb`). Each student's notebooks are
+copied to `<build>/course/submitted/<student>/backprop-lab/` (replacing what that student had
+there; other students are left alone). Anything that cannot be placed is reported, never fatal: an
+unknown notebook name, a student id with characters other than letters, digits, `.`, `_`, `-`,
+`@`, two files for the same student and notebook, an unreadable zip member. A notebook that is not
+valid JSON is still collected: `lablib grade` reports it as a malformed notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from . import paths
+
+__all__ = ["CollectError", "Collected", "collect", "MAX_NOTEBOOK_BYTES"]
+
+#: A submitted notebook larger than this is refused (reported), in bytes.
+MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+_STUDENT = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
+_RESUBMISSION = re.compile(r"-\d+$")
+
+
+class CollectError(ValueError):
+    """SOURCE cannot be collected at all (does not exist, not a folder or zip)."""
+
+
+@dataclass
+class Collected:
+    """students: {student: [notebook names]} collected now. problems: what was not collected, and why."""
+
+    students: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    folder: Path | None = None
+
+    def to_text(self) -> str:
+        lines = [f"Collected {sum(map(len, self.students.values()))} notebook(s) of {len(self.students)} "
+                 f"student(s) into {self.folder}"]
+        for student, notebooks in sorted(self.students.items()):
+            lines.append(f"  {student}: {', '.join(notebooks)}")
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _entries_from_folder(source: Path) -> list[tuple[PurePosixPath, Path]]:
+    return [(PurePosixPath(p.relative_to(source).as_posix()), p) for p in sorted(source.rglob("*.ipynb"))
+            if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__MACOSX" not in p.parts]
+
+
+def _unzip(source: Path, into: Path, problems: list[str]) -> None:
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise CollectError(f"{source} is not a readable zip file ({err})") from None
+    with archive:
+        for info in archive.infolist():
+            name = PurePosixPath(info.filename)
+            if info.is_dir() or not name.name.endswith(".ipynb"):
+                continue
+            if name.is_absolute() or ".." in name.parts or "__MACOSX" in name.parts:
+                problems.append(f"{info.filename}: skipped (a path outside the archive's folder)")
+                continue
+            if info.file_size > MAX_NOTEBOOK_BYTES:
+                problems.append(f"{info.filename}: skipped ({info.file_size} bytes, more than "
+                                f"{MAX_NOTEBOOK_BYTES})")
+                continue
+            target = into.joinpath(*name.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as err:
+                problems.append(f"{info.filename}: could not be read from the zip ({err})")
+                target.unlink(missing_ok=True)
+
+
+def _bare(name: str) -> str:
+    """The notebook name without an LMS resubmission suffix (`01_layers-1.ipynb` -> `01_layers.ipynb`)."""
+    return _RESUBMISSION.sub("", name[:-len(".ipynb")]) + ".ipynb"
+
+
+def _place(rel: PurePosixPath, notebooks: set[str]) -> tuple[str, str] | str:
+    """(student, notebook) for an entry, or the reason it cannot be placed."""
+    stem = _bare(rel.name)
+    if stem in notebooks and len(rel.parts) > 1:
+        return ("", stem)  # in a student's folder: the student is the first folder
+    for notebook in sorted(notebooks, key=len, reverse=True):
+        if stem.endswith("_" + notebook):
+            prefix = stem[:-len(notebook) - 1]
+            return (prefix.split("_", 1)[0], notebook)
+    return f"not a notebook of the lab (expected {', '.join(sorted(notebooks))})"
+
+
+def collect(source: str | os.PathLike, build: str | os.PathLike | None = None, *,
+            notebooks: list[str] | None = None) -> Collected:
+    """Copy the submissions in `source` (folder or zip) into the course's submitted folder."""
+    source = Path(source)
+    if not source.exists():
+        raise CollectError(f"no such file or folder: {source}")
+    known = set(notebooks or [p.name for p in paths.source_notebooks()])
+    result = Collected(folder=paths.submitted_root(build))
+    with tempfile.TemporaryDirectory(prefix="lablib-collect-") as tmp:
+        if source.is_dir():
+            root = source
+        elif zipfile.is_zipfile(source):
+            root = Path(tmp) / "unzipped"
+            root.mkdir()
+            _unzip(source, root, result.problems)
+        else:
+            raise CollectError(f"{source} is neither a folder nor a zip file")
+        entries = _entries_from_folder(root)
+        # a zip (or folder) with one top folder around all the students: look inside it
+        tops = {rel.parts[0] for rel, _ in entries if len(rel.parts) > 1}
+        flat = [rel for rel, _ in entries if len(rel.parts) == 1]
+        strip = 0
+        if len(tops) == 1 and not flat:
+            seconds = {rel.parts[1] for rel, _ in entries if len(rel.parts) > 2}
+            named = any(len(rel.parts) == 2 and _place(rel, known) != ("", _bare(rel.name)) for rel, _ in entries)
+            strip = 1 if len(seconds) > 1 or named else 0
+        found: dict[str, dict[str, Path]] = {}
+        for rel, path in entries:
+            rel = PurePosixPath(*rel.parts[strip:]) if len(rel.parts) > strip else rel
+            placed = _place(rel, known)
+            if isinstance(placed, str):
+                result.problems.append(f"{rel}: skipped, {placed}")
+                continue
+            student, notebook = placed
+            if not student:
+                student = rel.parts[0]
+            if not _STUDENT.match(student):
+                result.problems.append(f"{rel}: skipped, the student id {student!r} has characters other than "
+                                       "letters, digits, '.', '_', '-', '@'")
+                continue
+            if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+                result.problems.append(f"{rel}: skipped (larger than {MAX_NOTEBOOK_BYTES} bytes)")
+                continue
+            mine = found.setdefault(student, {})
+            if notebook in mine:
+                result.problems.append(f"{rel}: skipped, {student} already has {notebook} "
+                                       f"({mine[notebook].relative_to(root)})")
+                continue
+            mine[notebook] = path
+        dest_root = paths.submitted_root(build)
+        for student, files in sorted(found.items()):
+            dest = dest_root / student / paths.ASSIGNMENT_ID
+            staging = Path(tempfile.mkdtemp(prefix=f".{student}.", dir=_mkdir(dest_root)))
+            for notebook, path in files.items():
+                shutil.copyfile(path, staging / notebook)
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(dest)
+            result.students[student] = sorted(files)
+    return result
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,372 @@
+"""End to end: `lablib collect`, `grade`, `feedback`, `export` on the real notebooks.
+
+One grading run (module fixture) grades a class of generated submissions side by side: the
+solutions, the blank release, known mistakes (from test_notebook_grading's tables), tampering
+attempts, and bad inputs (an infinite loop, os._exit, a memory hog, a malformed notebook). Each
+test then reads that run's results: the solutions keep full marks next to every bad submission,
+each mistake costs exactly its cells, no tampering raises a score, each bad input gets its status.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import NOTEBOOKS, ROOT, graded_cell_ids, load_notebook
+from lablib import cells
+from lablib.cli import main
+from lablib.grading import paths
+from lablib.grading.autograde import grade, load_results
+from lablib.grading.collect import collect
+from lablib.grading.export import export
+from lablib.grading.feedback import feedback
+from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
+
+STEMS = ["01_layers", "02_losses", "04_training"]
+CELL_TIMEOUT = 4.0
+POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
+
+MISTAKES = {  # (table, mistake): a few graded parts of every notebook
+    "01_layers": [(LAYER_MISTAKES, "linear: averages dW over the batch"),
+                  (LAYER_MISTAKES, "relu: forward clips its input in place"),
+                  (LAYER_MISTAKES, "sigmoid: derivative missing (1 - s)")],
+    "02_losses": [(LOSS_MISTAKES, "hinge: margin hard-coded to 1"),
+                  (LOSS_MISTAKES, "cross-entropy: gradient without 1/N")],
+    "04_training": [(TRAINING_MISTAKES, "checkpoint: keeps references, not copies"),
+                    (TRAINING_MISTAKES, "sgd: learning rate folded into the velocity"),
+                    (TRAINING_MISTAKES, "train_step: two optimizer steps")],
+}
+
+
+def answers(stem: str, kind: str) -> dict[str, str]:
+    """grade_id -> answer text: "solution", "blank", or "mistakes" (MISTAKES applied)."""
+    nb = load_notebook(stem)
+    out = {cells.grade_id(c): c.source for c in nb.cells
+           if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    if kind == "blank":
+        out = {gid: cells.blank_solutions(src) for gid, src in out.items()}
+    elif kind == "mistakes":
+        for table, name in MISTAKES[stem]:
+            gid, old, new, _ = table[name]
+            assert out[gid].count(old) == 1
+            out[gid] = out[gid].replace(old, new)
+    return out
+
+
+def expected_failures(stem: str) -> set[str]:
+    return set().union(*(table[name][3] for table, name in MISTAKES[stem]))
+
+
+def write_notebook(folder: Path, stem: str, replace: dict[str, str]) -> None:
+    """The student's file: the source with these answers and the visible tests only (as released)."""
+    nb = copy.deepcopy(load_notebook(stem))
+    for cell in nb.cells:
+        gid = cells.grade_id(cell)
+        if gid in replace:
+            cell.source = replace[gid]
+        elif cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.source = cells.strip_hidden_tests(cell.source)
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(folder / f"{stem}.ipynb"))
+
+
+def with_prefix(stem: str, kind: str, gid: str, code: str) -> dict[str, str]:
+    """Answers of `kind` with `code` run at the top of answer cell `gid`."""
+    out = answers(stem, kind)
+    out[gid] = code + "\n" + out[gid]
+    return out
+
+
+PATCHING = '''
+import sys, traceback
+import numpy as np
+import lablib, lablib.gradcheck, lablib.gradcheck.checks as _checks
+np.allclose = lambda *a, **k: True
+np.array_equal = lambda *a, **k: True
+np.testing.assert_allclose = lambda *a, **k: None
+lablib.check_layer = lablib.gradcheck.check_layer = _checks.check_layer = lambda *a, **k: None
+lablib.CheckReport.assert_ok = lambda self, *a, **k: self
+try:  # an IPython input transformer that blanks every later cell (the tests)
+    get_ipython().input_transformers_cleanup.append(lambda lines: [])
+except NameError:
+    pass
+sys.settrace(lambda *a: None)
+sys.excepthook = lambda *a: None
+traceback.format_exception = lambda *a, **k: []
+'''
+
+LYING_ARRAYS = '''
+class Liar(np.ndarray):
+    """An array that says it equals anything, and whose differences are zero."""
+    def __eq__(self, other): return np.ones(np.shape(self), dtype=bool).view(Liar)
+    def __sub__(self, other): return np.zeros(np.shape(self)).view(Liar)
+    __rsub__ = __sub__
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return np.zeros(np.shape(inputs[0]))
+
+class Linear(Module):
+    def __init__(self, in_features, out_features, rng=None):
+        self.W = Parameter(np.zeros((in_features, out_features)))
+        self.b = Parameter(np.zeros(out_features))
+
+    def forward(self, x):
+        return np.zeros((len(x), self.W.data.shape[1])).view(Liar)
+
+    def backward(self, dout):
+        self.W.grad = np.zeros(self.W.data.shape).view(Liar)
+        self.b.grad = np.zeros(self.b.data.shape).view(Liar)
+        return np.zeros((len(dout), self.W.data.shape[0])).view(Liar)
+'''
+
+
+def reading_source(repo: Path) -> str:
+    return f'''
+import os
+_found = None
+for _path in [{str(repo / "notebooks" / "01_layers.ipynb")!r},
+              os.path.relpath({str(repo / "notebooks" / "01_layers.ipynb")!r}),
+              "../../notebooks/01_layers.ipynb", "../notebooks/01_layers.ipynb", "notebooks/01_layers.ipynb",
+              os.path.join(os.environ.get("LABLIB_BUILD", "/nonexistent"), "course/source/backprop-lab/01_layers.ipynb")]:
+    try:
+        _found = open(_path).read()
+        break
+    except OSError:
+        pass
+if _found:  # run the instructor's solutions instead of writing them
+    import json
+    for _cell in json.loads(_found)["cells"]:
+        if _cell["cell_type"] == "code" and _cell["metadata"].get("nbgrader", {{}}).get("solution"):
+            exec("".join(_cell["source"]), globals())
+'''
+
+
+def writing_build(build: Path) -> str:
+    return f'''
+import json, os
+_fake = {{"student": "solution", "notebook": "01_layers.ipynb", "status": "graded", "tests": []}}
+for _path in [{str(build / "results" / "solution" / "01_layers.json")!r},
+              {str(build / "results" / "writer" / "01_layers.json")!r},
+              {str(build / "course" / "gradebook.db")!r}, {str(build / "grades.csv")!r}]:
+    try:
+        os.makedirs(os.path.dirname(_path), exist_ok=True)
+        with open(_path, "w") as _fh:
+            json.dump(_fake, _fh)
+    except OSError:
+        pass
+'''
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Collect and grade the whole class once; returns (build, results, run, seconds)."""
+    base = tmp_path_factory.mktemp("grading")
+    build, source = base / "build", base / "submissions"
+    for stem in STEMS:
+        write_notebook(source / "solution", stem, answers(stem, "solution"))
+        write_notebook(source / "blank", stem, answers(stem, "blank"))
+        write_notebook(source / "mistakes", stem, answers(stem, "mistakes"))
+    write_notebook(source / "patcher", "01_layers", with_prefix("01_layers", "mistakes", "linear", PATCHING))
+    write_notebook(source / "liar", "01_layers", {**answers("01_layers", "mistakes"), "linear": LYING_ARRAYS})
+    write_notebook(source / "reader", "01_layers", with_prefix("01_layers", "blank", "linear", reading_source(ROOT)))
+    write_notebook(source / "writer", "01_layers", with_prefix("01_layers", "mistakes", "linear", writing_build(build)))
+    write_notebook(source / "looper", "02_losses", with_prefix("02_losses", "solution", "softmax", "while True:\n    pass"))
+    crash = answers("02_losses", "solution")
+    crash["euclidean"] = crash["euclidean"].replace('"""\n        ### BEGIN SOLUTION\n        target',
+                                                    '"""\n        import os; os._exit(1)\n        target', 1)
+    assert "os._exit" in crash["euclidean"]
+    write_notebook(source / "crasher", "02_losses", crash)
+    write_notebook(source / "hog", "02_losses",
+                   with_prefix("02_losses", "solution", "hinge", "hog = np.ones(10 * 1024 ** 3 // 8)"))
+    (source / "broken").mkdir()
+    (source / "broken" / "01_layers.ipynb").write_text('{"cells": [ {"cell_type": "code", "sour')
+    write_notebook(source / "broken", "02_losses", answers("02_losses", "solution"))
+
+    collected = collect(source, build)
+    assert not collected.problems
+    start = time.monotonic()
+    run = grade(build, jobs=2, cell_timeout=CELL_TIMEOUT, notebook_timeout=120, memory_mb=2048, progress=False)
+    seconds = time.monotonic() - start
+    return build, load_results(build), run, seconds
+
+
+def score(results, student: str, stem: str) -> float:
+    return results[student][f"{stem}.ipynb"].earned
+
+
+def failed(results, student: str, stem: str) -> set[str]:
+    return {t.grade_id for t in results[student][f"{stem}.ipynb"].tests if t.status != "passed"}
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_solutions_get_full_marks(graded, stem):
+    _, results, _, _ = graded
+    grade_ = results["solution"][f"{stem}.ipynb"]
+    assert grade_.status == "graded"
+    assert failed(results, "solution", stem) == set(), [t.error for t in grade_.tests if t.error]
+    assert grade_.earned == grade_.possible == POSSIBLE[stem]
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_blank_release_scores_zero(graded, stem):
+    _, results, _, _ = graded
+    assert results["blank"][f"{stem}.ipynb"].status == "graded"
+    assert score(results, "blank", stem) == 0.0
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_each_mistake_loses_exactly_its_cells(graded, stem):
+    _, results, _, _ = graded
+    assert failed(results, "mistakes", stem) == expected_failures(stem)
+    assert score(results, "mistakes", stem) == POSSIBLE[stem] - len(expected_failures(stem))
+
+
+def test_failure_messages_are_the_diagnosis(graded):
+    _, results, _, _ = graded
+    tests = {t.grade_id: t for t in results["mistakes"]["01_layers.ipynb"].tests}
+    assert "dW" in tests["test_linear_dW"].error and "Traceback" not in tests["test_linear_dW"].error
+    assert "in place" in tests["test_relu_forward"].error  # the input mutation seen across the boundary
+    blank = {t.grade_id: t for t in results["blank"]["01_layers.ipynb"].tests}
+    assert "NotImplementedError" in blank["test_linear_forward"].error
+    assert "not written yet" in blank["test_linear_forward"].error
+
+
+@pytest.mark.parametrize("student", ["patcher", "writer"])
+def test_tampering_gains_nothing_over_the_same_mistakes(graded, student):
+    _, results, _, _ = graded
+    assert failed(results, student, "01_layers") == expected_failures("01_layers")
+    assert score(results, student, "01_layers") == score(results, "mistakes", "01_layers")
+
+
+def test_lying_array_subclass_gains_nothing(graded):
+    _, results, _, _ = graded
+    # the same code returning plain arrays, run in-process: what an honest submission of it scores
+    honest = {**answers("01_layers", "mistakes"), "linear": LYING_ARRAYS.replace(".view(Liar)", "")}
+    assert failed(results, "liar", "01_layers") == failing_cells("01_layers", honest)
+    assert "test_linear_forward" in failed(results, "liar", "01_layers")
+
+
+def test_reading_the_source_notebook_gains_nothing(graded):
+    _, results, _, _ = graded
+    assert score(results, "reader", "01_layers") == 0.0
+    assert "NotImplementedError" in results["reader"]["01_layers.ipynb"].tests[0].error
+
+
+def test_writing_the_build_folder_changes_no_result(graded):
+    build, results, _, _ = graded
+    assert score(results, "solution", "01_layers") == POSSIBLE["01_layers"]  # its result file was a target
+    for path in (build / "results").glob("*/*.json"):
+        data = json.loads(path.read_text())
+        assert data.get("tests"), f"{path} was overwritten"
+
+
+def test_infinite_loop_times_out_and_the_rest_is_graded(graded):
+    _, results, _, _ = graded
+    g = results["looper"]["02_losses.ipynb"]
+    assert g.status == "timed out"
+    assert "timed out" in g.cell_errors["softmax"]
+    assert failed(results, "looper", "02_losses") == {"test_softmax_values", "test_softmax_stable"}
+
+
+def test_os_exit_is_kernel_died_and_the_rest_is_graded(graded):
+    _, results, _, _ = graded
+    g = results["crasher"]["02_losses.ipynb"]
+    assert g.status == "kernel died"
+    tests = {t.grade_id: t for t in g.tests}
+    assert tests["test_euclidean_forward"].status == "kernel died"
+    assert failed(results, "crasher", "02_losses") == {"test_euclidean_forward", "test_euclidean_backward"}
+
+
+def test_memory_hog_is_killed_for_memory(graded):
+    _, results, _, _ = graded
+    g = results["hog"]["02_losses.ipynb"]
+    assert g.status == "killed for memory"
+    assert "MemoryError" in g.cell_errors["hinge"]
+    assert failed(results, "hog", "02_losses") == {"test_hinge_forward", "test_hinge_backward"}
+
+
+def test_malformed_notebook_is_named_and_the_other_is_graded(graded):
+    _, results, _, _ = graded
+    assert results["broken"]["01_layers.ipynb"].status == "malformed notebook"
+    assert results["broken"]["02_losses.ipynb"].status == "graded"
+    assert score(results, "broken", "02_losses") == POSSIBLE["02_losses"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker is isolated (own uid, hidden course) only when grading as root")
+def test_worker_was_isolated(graded):
+    _, results, _, _ = graded
+    isolation = results["solution"]["01_layers.ipynb"].isolation
+    assert "uid" in isolation and "hidden" in isolation and "NOT ISOLATED" not in isolation
+
+
+def test_export_names_every_status(graded):
+    build, _, _, _ = graded
+    main(["export", "--build", str(build)])
+    rows = {r["student"]: r for r in csv.DictReader(paths.grades_csv(build).open())}
+    assert rows["solution"]["total"] == "33" and rows["solution"]["review"] == ""
+    assert rows["blank"]["total"] == "0" and rows["blank"]["01_layers status"] == "graded"
+    assert rows["looper"]["02_losses status"] == "timed out"
+    assert rows["crasher"]["02_losses status"] == "kernel died"
+    assert rows["hog"]["02_losses status"] == "killed for memory"
+    assert rows["broken"]["01_layers status"] == "malformed notebook"
+    assert rows["broken"]["04_training status"] == "missing"
+    assert rows["looper"]["review"] and rows["broken"]["review"]
+
+
+def test_feedback_has_diagnoses_but_no_hidden_tests(graded):
+    build, _, _, _ = graded
+    pages = feedback(build)
+    assert len(pages) == len(load_results(build))
+    hidden_lines = set()
+    for stem in STEMS:
+        for cell in load_notebook(stem).cells:
+            if cell.cell_type == "code" and cells.HIDDEN_BEGIN in cell.source:
+                block = cell.source.split(cells.HIDDEN_BEGIN, 1)[1].split(cells.HIDDEN_END, 1)[0]
+                hidden_lines |= {line.strip() for line in block.splitlines() if len(line.strip()) > 25}
+    for page in pages:
+        text = page.read_text()
+        assert "Traceback" not in text and cells.HIDDEN_BEGIN not in text
+        leaked = [line for line in hidden_lines if line in text]
+        assert not leaked, f"{page.name} shows hidden-test source: {leaked[:3]}"
+    mistakes = (paths.feedback_root(build) / "mistakes.html").read_text()
+    assert "dW" in mistakes and "failed" in mistakes
+
+
+def test_rerun_skips_finished_results(graded):
+    build, results, _, _ = graded
+    regraded = []
+    run = grade(build, jobs=2, cell_timeout=CELL_TIMEOUT, progress=False, on_result=regraded.append)
+    before = {(g.student, g.notebook): (g.status, g.message) for r in results.values() for g in r.values()}
+    assert [(g.student, g.notebook, before.get((g.student, g.notebook))) for g in regraded] == []
+    assert run.graded == 0 and run.skipped == sum(len(r) for r in results.values())
+
+
+def test_collect_accepts_folders_and_lms_zips(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "download.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(NOTEBOOKS / "01_layers.ipynb", "submissions/alice_12_34_01_layers.ipynb")
+        zf.write(NOTEBOOKS / "02_losses.ipynb", "submissions/alice_12_34_02_losses-1.ipynb")
+        zf.write(NOTEBOOKS / "01_layers.ipynb", "submissions/bob_01_layers.ipynb")
+        zf.writestr("submissions/bob_notes.ipynb", "{}")
+        zf.writestr("submissions/bad id_01_layers.ipynb", "{}")
+        zf.writestr("../escape_01_layers.ipynb", "{}")
+    result = collect(archive, tmp_path / "build")
+    assert result.students == {"alice": ["01_layers.ipynb", "02_losses.ipynb"], "bob": ["01_layers.ipynb"]}
+    assert len(result.problems) == 3
+    folder = tmp_path / "folder"
+    for student in ("carol", "dan"):
+        (folder / student / "backprop-lab").mkdir(parents=True)
+        (folder / student / "backprop-lab" / "04_training.ipynb").write_text("{}")
+    assert collect(folder, tmp_path / "build").students == {"carol": ["04_training.ipynb"],
+                                                            "dan": ["04_training.ipynb"]}
+    submitted = paths.submitted_root(tmp_path / "build")
+    assert sorted(p.parent.parent.name for p in submitted.glob("*/backprop-lab/*.ipynb")) == \
+        ["alice", "alice", "bob", "carol", "dan"]
