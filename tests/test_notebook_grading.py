@@ -486,3 +486,23 @@ def load_model(path):
 def test_correct_training_code_in_other_styles_gets_full_marks(style):
     gid, source = TRAINING_ALTERNATIVES[style]
     assert failing_cells("04_training", {gid: source}) == set()
+
+
+def test_a_backward_consistent_with_a_wrong_forward_still_fails_on_known_values():
+    """Checking only against the student's own forward would pass a zero forward with a zero backward."""
+    nonsense = '''
+class Linear(Module):
+    def __init__(self, in_features, out_features, rng=None):
+        self.W = Parameter(np.zeros((in_features, out_features)))
+        self.b = Parameter(np.zeros(out_features))
+
+    def forward(self, x):
+        self.x = x
+        return np.zeros((len(x), self.b.data.shape[0]))
+
+    def backward(self, dout):
+        self.W.grad, self.b.grad = np.zeros_like(self.W.data), np.zeros_like(self.b.data)
+        return np.zeros_like(self.x)
+'''
+    assert failing_cells("01_layers", {"linear": nonsense}) == {
+        "test_linear_forward", "test_linear_dx", "test_linear_dW", "test_linear_db"}
