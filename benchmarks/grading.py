@@ -1,12 +1,14 @@
 """Grading throughput on the full lab: N generated submissions, graded by `lablib grade`.
 
-    python benchmarks/grading.py [N] [--jobs J]
+    python benchmarks/grading.py [N] [--jobs J] [--no-in-kernel]
 
 Generates N submissions of every notebook (alternately the solutions and the blank release, so
 that both the fast-failing and the full-work paths are timed), collects them into a temporary
 build folder, grades them with one process per core (or J), and prints seconds per submission and
-submissions per minute. Issue 3's target on the 2-core machine: one complete submission in at most
-15 s, 100 in at most 12 minutes. Not a test: the figure depends on the machine and its load.
+submissions per minute, and how much of it the in-kernel comparison took (`--no-in-kernel`
+leaves it out, to measure the grading without it). Issue 3's target on the 2-core machine: one
+complete submission in at most 15 s, 100 in at most 12 minutes. Not a test: the figure depends
+on the machine and its load.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int, nargs="?", default=10, help="number of submissions (default 10)")
     parser.add_argument("--jobs", type=int, default=None, help="grading processes (default: one per core)")
+    parser.add_argument("--no-in-kernel", action="store_true",
+                        help="skip the in-kernel comparison (grading as it was without the review flag)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lablib-bench-") as tmp:
         source, build = Path(tmp) / "submissions", Path(tmp) / "build"
@@ -52,10 +56,11 @@ def main() -> None:
             write_submission(source / f"student{i:03d}", blank=bool(i % 2))
         collect(source, build)
         start = time.perf_counter()
-        run = grade(build, jobs=args.jobs, progress=True)
+        run = grade(build, jobs=args.jobs, progress=True, in_kernel=not args.no_in_kernel)
         wall = time.perf_counter() - start
     notebooks = len(run.results)
     per_notebook = [r.seconds for r in run.results if r.seconds]
+    in_kernel = [r.in_kernel_seconds for r in run.results if r.in_kernel_seconds]
     print(run.summary())
     print(f"\n{args.n} submissions ({notebooks} notebooks) in {wall:.1f} s with {run.jobs} process(es) "
           f"on {os.cpu_count()} cores:")
@@ -63,6 +68,13 @@ def main() -> None:
     if per_notebook:
         print(f"  one notebook alone: {min(per_notebook):.1f}-{max(per_notebook):.1f} s "
               f"(mean {sum(per_notebook) / len(per_notebook):.1f} s)")
+    if in_kernel:
+        flagged = sum(1 for r in run.results if r.disagreements)
+        print(f"  in-kernel comparison: {sum(in_kernel) / args.n:.2f} s of one process's time per submission "
+              f"(one notebook {min(in_kernel):.1f}-{max(in_kernel):.1f} s; included above); "
+              f"{flagged} notebook(s) flagged")
+    else:
+        print("  in-kernel comparison: not run (--no-in-kernel)")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def _grade(args: argparse.Namespace) -> int:
         return 2
     run = grade(args.build, students=args.student, jobs=args.jobs, cell_timeout=args.timeout,
                 notebook_timeout=args.notebook_timeout, memory_mb=args.memory, force=args.force,
-                progress=not args.quiet)
+                progress=not args.quiet, in_kernel=not args.no_in_kernel)
     print(run.summary())
     return 0
 
@@ -172,6 +172,8 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="regrade notebooks whose results are up to date")
     p.add_argument("--student", action="append", default=None, metavar="ID", help="grade only this student (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-in-kernel", action="store_true",
+                   help="skip the in-kernel comparison that flags possible tampering for review (faster)")
     p.set_defaults(run=_grade)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import itertools
 import json
 import os
 import time
@@ -22,8 +23,8 @@ import pytest
 from conftest import NOTEBOOKS, ROOT, graded_cell_ids, load_notebook
 from lablib import cells
 from lablib.cli import main
-from lablib.grading import paths
-from lablib.grading.autograde import grade, load_results
+from lablib.grading import autograde, paths
+from lablib.grading.autograde import GradeRun, NotebookGrade, grade, in_kernel_review, load_results
 from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
@@ -370,3 +371,96 @@ def test_collect_accepts_folders_and_lms_zips(tmp_path):
     submitted = paths.submitted_root(tmp_path / "build")
     assert sorted(p.parent.parent.name for p in submitted.glob("*/backprop-lab/*.ipynb")) == \
         ["alice", "alice", "bob", "carol", "dan"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the in-kernel comparison (issue 3, item 2): flagged for review where it disagrees, never scored
+
+
+def export_rows(build: Path) -> dict[str, dict[str, str]]:
+    export(build)
+    return {r["student"]: r for r in csv.DictReader(paths.grades_csv(build).open())}
+
+
+@pytest.mark.parametrize("student", ["solution", "blank", "mistakes"])
+def test_honest_submissions_agree_in_kernel(graded, student):
+    build, results, _, _ = graded
+    for stem in STEMS:
+        g = results[student][f"{stem}.ipynb"]
+        assert g.in_kernel_status == "complete", g.in_kernel_message
+        assert g.in_kernel_score == g.earned and g.disagreements == []
+        assert {gid for gid, s in g.in_kernel_tests.items() if s != "passed"} == failed(results, student, stem)
+    row = export_rows(build)[student]
+    assert row["in_kernel"] == row["total"] and row["review"] == ""
+
+
+def test_tampering_scores_higher_in_kernel_and_is_flagged(graded):
+    build, results, _, _ = graded
+    g = results["patcher"]["01_layers.ipynb"]
+    assert g.earned == score(results, "mistakes", "01_layers")  # the authoritative score is unchanged
+    assert g.in_kernel_score > g.earned
+    assert g.disagreements and set(g.disagreements) <= expected_failures("01_layers")
+    assert g.in_kernel_higher == g.disagreements
+    row = export_rows(build)["patcher"]
+    assert row["total"] == f"{g.earned:g}" and row["in_kernel"] == f"{g.in_kernel_score:g}"
+    assert (f"in-kernel {g.in_kernel_score:g}/{g.possible:g} vs authoritative {g.earned:g}/{g.possible:g} "
+            "in 01_layers: tampering suspected, cells ") in row["review"]
+    assert all(cell in row["review"] for cell in g.disagreements)
+    summary = GradeRun(list(itertools.chain.from_iterable(r.values() for r in results.values())), 0, 0, 1.0, 1)
+    assert "patcher/01_layers.ipynb: in-kernel" in summary.summary()
+
+
+def test_feedback_does_not_show_in_kernel_results(graded):
+    build, _, _, _ = graded
+    (page,) = feedback(build, students=["patcher"])
+    text = page.read_text()
+    assert "in-kernel" not in text.lower() and "tampering" not in text and "12 / 12" not in text
+
+
+def test_in_kernel_timeout_or_death_is_recorded_and_changes_nothing(graded):
+    build, results, _, _ = graded
+    looper, crasher = results["looper"]["02_losses.ipynb"], results["crasher"]["02_losses.ipynb"]
+    assert looper.in_kernel_status == "timed out" and "softmax" in looper.in_kernel_message
+    assert crasher.in_kernel_status == "kernel died"
+    assert crasher.in_kernel_tests["test_euclidean_forward"] == "kernel died"
+    for g in (looper, crasher):  # the cells it could compare agree; the authoritative grade is as tested above
+        assert g.disagreements == [] and g.in_kernel_score <= g.earned
+    rows = export_rows(build)
+    assert "in-kernel" not in rows["looper"]["review"]  # its status already asks for review
+    missing = results["broken"]["01_layers.ipynb"]
+    assert missing.in_kernel_score is None and rows["broken"]["in_kernel"] == rows["broken"]["total"]
+
+
+def test_in_kernel_review_text():
+    tests = [autograde.TestGrade(f"t{i}", "part", "", 1.0, status)
+             for i, status in enumerate(["passed", "failed", "passed"])]
+    g = NotebookGrade("s", "01_layers.ipynb", "graded", tests=tests, in_kernel_score=2.0, in_kernel_status="complete",
+                      in_kernel_tests={"t0": "passed", "t1": "passed", "t2": "failed"}, disagreements=["t1", "t2"])
+    assert in_kernel_review(g) == ("in-kernel 2/3 vs authoritative 2/3 in 01_layers: tampering suspected, cells t1; "
+                                   "and failed in-kernel but passed authoritatively, cells t2")
+    g.disagreements, g.in_kernel_tests["t1"] = ["t2"], "failed"
+    assert "tampering" not in in_kernel_review(g) and "cells t2" in in_kernel_review(g)
+    g.disagreements, g.in_kernel_status, g.in_kernel_message = [], "kernel died", "stopped at cell t1: gone"
+    assert in_kernel_review(g) == ("01_layers in-kernel run kernel died (the cells after it not compared): "
+                                   "stopped at cell t1: gone")
+    g.status = "kernel died"
+    assert in_kernel_review(g) == ""
+    g.in_kernel_score, g.in_kernel_status = None, ""
+    assert in_kernel_review(g) == ""
+
+
+def test_in_kernel_run_that_cannot_start_leaves_the_grade_alone():
+    plan = autograde.plan_notebook(load_notebook("01_layers"))
+    result = NotebookGrade("s", "01_layers.ipynb", "graded", tests=copy.deepcopy(plan.tests))
+    for t in result.tests:
+        t.status = "passed"
+    before = copy.deepcopy(result.tests)
+
+    def broken_sandbox():
+        raise OSError("no room")
+
+    autograde._run_in_kernel(plan, {}, broken_sandbox, result, 1.0, 1.0)
+    assert result.tests == before and result.status == "graded"
+    assert result.in_kernel_status == "failed" and "no room" in result.in_kernel_message
+    assert result.in_kernel_score == 0 and result.disagreements == []
+    assert "in-kernel run failed" in in_kernel_review(result)

@@ -38,8 +38,20 @@ answer cells that ran before are replayed (the culprit is skipped), so the follo
 graded. The notebook's status is the worst thing that happened (`STATUSES`); its score counts every
 test cell that passed.
 
-nbgrader's own in-kernel autograde is not run: the score here is the authoritative one, and there
-is no second in-kernel score to compare it with.
+**The in-kernel comparison.** After the authoritative run, the same plan runs again as a plain
+nbgrader-style autograde would: every planned cell (setup, the student's answers, the needed locked
+cells, and the *source's* test cells with their hidden tests) in order, in one namespace, in a fresh
+sandboxed worker (`Sandbox.exec_cell`, i.e. `lablib.cells.run_cells` in the worker), a cell that
+raises not stopping the rest. Each test cell passes there when it ran without raising. That score
+(`in_kernel_score`, per cell `in_kernel_tests`) is what the submission would have got if its code
+and the tests shared a kernel; where it differs from the authoritative one (`disagreements`), the
+submission changed what the tests saw (tampering, when the in-kernel run passes more) and
+`lablib export` flags it for review (`in_kernel_review`). The in-kernel run never changes the
+authoritative score or status: it runs after it, in another process, and only pass/fail per test
+cell comes back (no error text: its test cells hold hidden tests, and the student never sees any
+of it). It stops at the first cell that times out or kills its worker (`in_kernel_status` says so;
+later cells are not compared), and is skipped when the authoritative run reached the notebook's
+limit.
 
 Results: one JSON file per student and notebook (`paths.results_root`), written atomically when
 that notebook is done; a re-run skips those whose submission and source are unchanged (`force`
@@ -80,6 +92,7 @@ __all__ = [
     "GRADE_CELL_TIMEOUT_S", "GRADE_NOTEBOOK_TIMEOUT_S", "GRADE_MEMORY_MB", "STATUSES",
     "GRADED", "TIMED_OUT", "MEMORY", "DIED", "MALFORMED", "MISSING",
     "TestGrade", "NotebookGrade", "GradeRun", "plan_notebook", "grade_notebook", "grade", "load_results",
+    "IN_KERNEL_COMPLETE", "in_kernel_review",
 ]
 
 #: Default wall-clock limit of one cell (answer or test), in seconds.
@@ -95,7 +108,9 @@ MALFORMED, MISSING = "malformed notebook", "missing"
 STATUSES = (GRADED, DIED, MEMORY, TIMED_OUT, MALFORMED, MISSING)
 
 #: Version of the result files; results of another version are regraded.
-RESULT_VERSION = 1
+RESULT_VERSION = 2
+#: `NotebookGrade.in_kernel_status` of an in-kernel run that ran every planned cell.
+IN_KERNEL_COMPLETE = "complete"
 #: How a cell's error text starts when it ran out of memory (MemoryError or NumPy's subclass of it).
 _MEMORY_ERROR = re.compile(r"^[\w.]*MemoryError\b")
 _HIDDEN_BLOCK = re.compile(rf"^[ \t]*{re.escape(cells.HIDDEN_BEGIN)}.*?^[ \t]*{re.escape(cells.HIDDEN_END)}",
@@ -135,11 +150,31 @@ class NotebookGrade:
     submission_sha256: str = ""
     source_sha256: str = ""
     isolation: str = ""
+    # the in-kernel comparison (module docstring); never shown to the student
+    in_kernel_score: float | None = None  # None: not run (missing, malformed, or skipped)
+    in_kernel_status: str = ""  # IN_KERNEL_COMPLETE, a worker-lost status, "failed" (the run broke), "" (not run)
+    in_kernel_message: str = ""
+    in_kernel_tests: dict[str, str] = field(default_factory=dict)  # grade_id -> passed/failed/not run/...
+    disagreements: list[str] = field(default_factory=list)  # test cells where the two runs disagree
+    in_kernel_seconds: float = 0.0
     version: int = RESULT_VERSION
 
     @property
     def earned(self) -> float:
         return sum(t.earned for t in self.tests)
+
+    @property
+    def in_kernel_higher(self) -> list[str]:
+        """Disagreeing cells that passed in-kernel and not in the authoritative run (tampering)."""
+        status = {t.grade_id: t.status for t in self.tests}
+        return [g for g in self.disagreements
+                if self.in_kernel_tests.get(g) == "passed" and status.get(g) != "passed"]
+
+    @property
+    def in_kernel_lower(self) -> list[str]:
+        """Disagreeing cells that passed in the authoritative run and failed in-kernel."""
+        higher = set(self.in_kernel_higher)
+        return [g for g in self.disagreements if g not in higher]
 
     @property
     def possible(self) -> float:
@@ -385,6 +420,7 @@ class _Grader:
                     self._run_test(step)
             except _NotebookTimeout:
                 self.events.append(TIMED_OUT)
+                self.notebook_timed_out = True
                 self.result.message = (f"stopped after the notebook's limit of {self.result_limit:g} s; the "
                                        "cells after that were not graded")
                 for test in self.result.tests:
@@ -400,6 +436,7 @@ class _Grader:
                 return
 
     result_limit = 0.0
+    notebook_timed_out = False
 
     def _run_test(self, step: Step) -> None:
         test = self.tests[step.grade_id]
@@ -516,12 +553,88 @@ def _failure_text(exc: BaseException, step: Step) -> tuple[str, bool]:
     return text, hidden
 
 
+# --------------------------------------------------------------------------------------------------
+# the in-kernel comparison
+
+
+def _run_in_kernel(plan: Plan, answers: dict[str, str], make_sandbox: Callable[[], Sandbox],
+                   result: NotebookGrade, cell_timeout: float, notebook_timeout: float) -> None:
+    """Run the plan as one plain kernel would (module docstring) and record it in `result`'s
+    in_kernel_* fields and `disagreements`. Touches nothing else of `result`."""
+    start = time.monotonic()
+    deadline = start + notebook_timeout
+    outcome = {t.grade_id: "not run" for t in result.tests}
+    status, message = IN_KERNEL_COMPLETE, ""
+    sandbox = None
+    try:
+        sandbox = make_sandbox()
+        sandbox.start()
+        for step in plan.steps:
+            source = _answer_text(step, answers) if step.kind == "answer" else step.source
+            now = time.monotonic()
+            if now >= deadline:
+                status, message = TIMED_OUT, f"stopped at cell {step.grade_id}: the notebook's limit was reached"
+                break
+            sandbox.deadline = now + min(cell_timeout, deadline - now)
+            try:
+                error = sandbox.exec_cell(source, step.grade_id)
+            except WorkerLost as lost:
+                if step.kind == "test":
+                    outcome[step.grade_id] = lost.status
+                status, message = lost.status, f"stopped at cell {step.grade_id}: {lost.message}"
+                break
+            except Exception as exc:  # noqa: BLE001 - the worker could not even report the cell
+                error = f"{type(exc).__name__}: {exc}"
+            if step.kind == "test":
+                outcome[step.grade_id] = "passed" if error is None else "failed"
+    except WorkerLost as lost:  # the worker did not start
+        status, message = lost.status, f"the in-kernel run could not start: {lost.message}"
+    except Exception as exc:  # noqa: BLE001 - a failure of the comparison never fails the grading
+        status, message = "failed", f"the in-kernel run failed: {type(exc).__name__}: {exc}"
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    authoritative = {t.grade_id: t.status for t in result.tests}
+    result.in_kernel_tests = outcome
+    result.in_kernel_status, result.in_kernel_message = status, message[:2000]
+    result.in_kernel_score = sum(t.points for t in result.tests if outcome[t.grade_id] == "passed")
+    result.disagreements = [gid for gid, ran in outcome.items()
+                            if ran in ("passed", "failed") and (ran == "passed") != (authoritative[gid] == "passed")]
+    result.in_kernel_seconds = round(time.monotonic() - start, 2)
+
+
+def in_kernel_review(grade: NotebookGrade) -> str:
+    """Why a person should look at this notebook given its in-kernel comparison ("" when nothing).
+
+    e.g. "in-kernel 12/12 vs authoritative 8/12 in 01_layers: tampering suspected, cells test_linear_dW, ..."
+    """
+    if grade.in_kernel_score is None or not grade.in_kernel_status:
+        return ""
+    stem = Path(grade.notebook).stem
+    notes = []
+    if grade.disagreements:
+        head = (f"in-kernel {grade.in_kernel_score:g}/{grade.possible:g} vs authoritative "
+                f"{grade.earned:g}/{grade.possible:g} in {stem}: ")
+        higher, lower = grade.in_kernel_higher, grade.in_kernel_lower
+        parts = []
+        if higher:
+            parts.append("tampering suspected, cells " + ", ".join(higher))
+        if lower:
+            parts.append(("and " if higher else "") + "failed in-kernel but passed authoritatively, cells "
+                         + ", ".join(lower))
+        notes.append(head + "; ".join(parts))
+    if grade.in_kernel_status != IN_KERNEL_COMPLETE and grade.status == GRADED:
+        notes.append(f"{stem} in-kernel run {grade.in_kernel_status} (the cells after it not compared): "
+                     f"{grade.in_kernel_message.splitlines()[0] if grade.in_kernel_message else ''}".rstrip(": "))
+    return "; ".join(notes)
+
+
 def grade_notebook(source_path: str | os.PathLike, submission: str | os.PathLike, student: str = "", *,
                    sources: Iterable[str | os.PathLike] | None = None,
                    cell_timeout: float = GRADE_CELL_TIMEOUT_S,
                    notebook_timeout: float = GRADE_NOTEBOOK_TIMEOUT_S,
                    memory_mb: int = GRADE_MEMORY_MB,
-                   hide: Iterable[str | os.PathLike] = ()) -> NotebookGrade:
+                   hide: Iterable[str | os.PathLike] = (), in_kernel: bool = True) -> NotebookGrade:
     """Grade one notebook of one submission (see the module docstring).
 
     Inputs:
@@ -531,6 +644,7 @@ def grade_notebook(source_path: str | os.PathLike, submission: str | os.PathLike
         sources: every source notebook of the lab (default: the folder of `source_path`), to give
             the worker restored copies of the student's other notebooks.
         hide: folders the worker must not see (the repository and build folder by default).
+        in_kernel: also run the in-kernel comparison (module docstring); never changes the score.
     """
     start = time.monotonic()
     source_path, submission = Path(source_path), Path(submission)
@@ -560,9 +674,9 @@ def grade_notebook(source_path: str | os.PathLike, submission: str | os.PathLike
         files[other.name] = (worker_notebook(cells.load(other), their_nb) if their_nb is not None
                              else theirs.read_bytes())
     hidden = [Path(h) for h in hide] or [paths.repo_root(), paths.build_root(), source_path.parent]
+    answers = _student_answers(student_nb)
     sandbox = Sandbox(files, memory_mb=memory_mb, hide=hidden)
-    grader = _Grader(plan, _student_answers(student_nb), sandbox, result, cell_timeout,
-                     start + notebook_timeout)
+    grader = _Grader(plan, answers, sandbox, result, cell_timeout, start + notebook_timeout)
     grader.result_limit = notebook_timeout
     try:
         try:
@@ -580,6 +694,11 @@ def grade_notebook(source_path: str | os.PathLike, submission: str | os.PathLike
             counts = {s: grader.events.count(s) for s in dict.fromkeys(grader.events)}
             result.message = "; ".join(f"{s} ({n} cell{'s' if n > 1 else ''})" for s, n in counts.items()) + \
                 ": those cells scored 0, the others were graded"
+    if in_kernel and not grader.notebook_timed_out:
+        _run_in_kernel(plan, answers, lambda: Sandbox(files, memory_mb=memory_mb, hide=hidden), result,
+                       cell_timeout, notebook_timeout)
+    elif in_kernel:
+        result.in_kernel_message = "not run: the authoritative run reached the notebook's time limit"
     result.seconds = round(time.monotonic() - start, 2)
     return result
 
@@ -615,13 +734,20 @@ class GradeRun:
             lines.append(f"  {r.student}/{r.notebook}: {r.status}: {r.message.splitlines()[0] if r.message else ''}")
         if len(attention) > 20:
             lines.append(f"  ... and {len(attention) - 20} more (see lablib export)")
+        flagged = [r for r in self.results if r.disagreements]
+        if flagged:
+            lines.append(f"{len(flagged)} notebook(s) where the in-kernel result disagrees with the authoritative "
+                         "one (flagged for review in lablib export):")
+            lines += [f"  {r.student}/{r.notebook}: {in_kernel_review(r)}" for r in flagged[:20]]
+            if len(flagged) > 20:
+                lines.append(f"  ... and {len(flagged) - 20} more")
         return "\n".join(lines)
 
 
 def _grade_job(args: dict) -> dict:
     result = grade_notebook(args["source"], args["submission"], args["student"], sources=args["sources"],
                             cell_timeout=args["cell_timeout"], notebook_timeout=args["notebook_timeout"],
-                            memory_mb=args["memory_mb"], hide=args["hide"])
+                            memory_mb=args["memory_mb"], hide=args["hide"], in_kernel=args.get("in_kernel", True))
     return result.to_dict()
 
 
@@ -672,11 +798,12 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
           jobs: int | None = None, cell_timeout: float = GRADE_CELL_TIMEOUT_S,
           notebook_timeout: float = GRADE_NOTEBOOK_TIMEOUT_S, memory_mb: int = GRADE_MEMORY_MB,
           force: bool = False, progress: bool = True, sources: Iterable[str | os.PathLike] | None = None,
-          on_result: Callable[[NotebookGrade], None] | None = None) -> GradeRun:
+          on_result: Callable[[NotebookGrade], None] | None = None, in_kernel: bool = True) -> GradeRun:
     """Grade every collected submission (`<build>/course/submitted/<student>/backprop-lab/`).
 
     jobs: grading processes (default one per core). force: regrade results that are up to date.
     students: only these. sources: the source notebooks (default the repository's notebooks/).
+    in_kernel: also run the in-kernel comparison of each notebook (flags disagreements for review).
     """
     start = time.monotonic()
     build = paths.build_root(build)
@@ -700,7 +827,8 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
                 continue
             todo.append({"source": str(source), "submission": str(folder), "student": student,
                          "sources": [str(s) for s in sources], "cell_timeout": cell_timeout,
-                         "notebook_timeout": notebook_timeout, "memory_mb": memory_mb, "hide": hide})
+                         "notebook_timeout": notebook_timeout, "memory_mb": memory_mb, "hide": hide,
+                         "in_kernel": in_kernel})
     skipped = len(results)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
 

@@ -2,10 +2,13 @@
 
 Columns: `student`; per notebook `<stem>` (automatic points earned) and `<stem> status` (graded,
 timed out, killed for memory, kernel died, malformed notebook, missing, or "not graded" when the
-student was collected but `lablib grade` has not produced a result); `total`, `possible` (automatic
-points of the whole lab); `review`: empty, or why a person should look at this submission (any
-notebook not cleanly graded, or a worker that ran without isolation). A score is never a silent 0:
-its status column says why. Written answers (graded by hand) are not included.
+student was collected but `lablib grade` has not produced a result); `total`, `in_kernel` (the total
+a plain in-kernel run of the same notebooks scored: see `autograde`'s in-kernel comparison; empty
+when none ran), `possible` (automatic points of the whole lab); `review`: empty, or why a person
+should look at this submission (any notebook not cleanly graded, a worker that ran without
+isolation, or an in-kernel result that disagrees with the authoritative one, e.g. "in-kernel 12/12
+vs authoritative 8/12 in 01_layers: tampering suspected, cells test_linear_dW, ..."). A score is
+never a silent 0: its status column says why. Written answers (graded by hand) are not included.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 from pathlib import Path
 
 from . import paths
-from .autograde import GRADED, MISSING, _write_atomic, load_results, plan_notebook
+from .autograde import GRADED, MISSING, _write_atomic, in_kernel_review, load_results, plan_notebook
 from lablib import cells
 
 __all__ = ["export", "NOT_GRADED"]
@@ -36,12 +39,13 @@ def export(build: str | os.PathLike | None = None) -> Path:
     header = ["student"]
     for s in sources:
         header += [Path(s.name).stem, f"{Path(s.name).stem} status"]
-    header += ["total", "possible", "review"]
+    header += ["total", "in_kernel", "possible", "review"]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
     for student in sorted(students):
         row, total, review = [student], 0.0, []
+        in_kernel: float | None = None
         for s in sources:
             grade = results.get(student, {}).get(s.name)
             if grade is None:
@@ -54,7 +58,13 @@ def export(build: str | os.PathLike | None = None) -> Path:
                 review.append(f"{s.name} {grade.status}")
             if grade.isolation and ("NOT ISOLATED" in grade.isolation or "no privilege drop" in grade.isolation):
                 review.append(f"{s.name} graded without isolation")
-        row += [f"{total:g}", f"{sum(possible.values()):g}", "; ".join(review)]
+            if grade.in_kernel_score is not None:
+                in_kernel = (in_kernel or 0.0) + grade.in_kernel_score
+            note = in_kernel_review(grade)
+            if note:
+                review.append(note)
+        row += [f"{total:g}", "" if in_kernel is None else f"{in_kernel:g}", f"{sum(possible.values()):g}",
+                "; ".join(review)]
         writer.writerow(row)
     path = paths.grades_csv(build)
     _write_atomic(path, buf.getvalue())
