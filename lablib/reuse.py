@@ -3,7 +3,7 @@
     layers = use_notebook("01_layers.ipynb")   # your Linear, ReLU, ... as written in notebook 01
     model = Sequential(layers.Linear(784, 256), layers.ReLU(), ...)
 
-`use_notebook` runs the notebook's `setup` cell and its answer cells (the nbgrader cells marked as
+`use_notebook` runs the notebook's `setup` and `reuse` cells and its answer cells (the nbgrader cells marked as
 solutions: the ones with YOUR CODE HERE) in a fresh module, and returns that module. Demos and test
 cells are not run. So a later notebook always uses the student's current answers: fix a layer in
 notebook 01, save, and re-run the `use_notebook` cell.
@@ -11,6 +11,7 @@ notebook 01, save, and re-run the `use_notebook` cell.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import types
 import warnings
@@ -20,8 +21,9 @@ from . import cells
 
 __all__ = ["use_notebook", "NotebookReuseError", "NotebookReuseWarning"]
 
-#: Code cells with this grade_id are run too: they hold the imports the answer cells need.
-SETUP_CELL = "setup"
+#: Code cells with these grade_ids are run too: the imports, and the earlier notebooks that the
+#: answer cells build on (a notebook's own `use_notebook` calls).
+SETUP_CELLS = ("setup", "reuse")
 
 
 class NotebookReuseError(RuntimeError):
@@ -65,13 +67,14 @@ def use_notebook(name: str | os.PathLike, folder: str | os.PathLike | None = Non
     module = types.ModuleType(f"notebook_{path.stem}", f"Code reused from {path.name}")
     module.__file__ = str(path)
     keep = {cells.grade_id(c) for c in nb.cells if c.cell_type == "code" and
-            (cells.grade_id(c) == SETUP_CELL or c.metadata.get("nbgrader", {}).get("solution"))}
+            (cells.grade_id(c) in SETUP_CELLS or c.metadata.get("nbgrader", {}).get("solution"))}
     skip = {cells.grade_id(c): "" for c in nb.cells
             if c.cell_type == "code" and cells.grade_id(c) and cells.grade_id(c) not in keep}
     unnamed = [c for c in nb.cells if c.cell_type == "code" and not cells.grade_id(c)]
     for cell in unnamed:  # cells without nbgrader metadata are the student's own scratch work
         cell.source = ""
-    results = cells.run_cells(nb, replace=skip, namespace=vars(module))
+    with contextlib.chdir(path.parent):  # as in Jupyter: a notebook runs in its own folder
+        results = cells.run_cells(nb, replace=skip, namespace=vars(module))
     module.__errors__ = {gid: r.error for gid, r in results.items() if gid in keep and not r.passed}
     for gid, error in module.__errors__.items():
         # A warning, not an error: what the other cells define stays usable, and a mistake graded

@@ -41,3 +41,12 @@ def test_missing_or_malformed_notebooks_say_where_they_looked(tmp_path):
     (tmp_path / "01_layers.ipynb").write_text("{not json")
     with pytest.raises(NotebookReuseError, match="could not be read"):
         use_notebook("01_layers.ipynb", tmp_path)
+
+
+def test_a_notebook_that_reuses_others_can_itself_be_reused(tmp_path):
+    for stem in ("01_layers", "02_losses", "04_training"):
+        shutil.copy(notebook_path(stem), tmp_path)
+    training = use_notebook("04_training.ipynb", tmp_path)  # its reuse cell finds 01 and 02 beside it
+    assert training.__errors__ == {}
+    assert {"Sequential", "SGD", "train_step", "save_model", "LAYER_TYPES"} <= set(vars(training))
+    assert "history" not in vars(training), "training cells must not run"
