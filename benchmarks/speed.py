@@ -16,8 +16,7 @@ Prints figures and ratios; it asserts nothing (machines are noisy). What is meas
   writes to /dev/null); "torch" is the same network in PyTorch (`nn.Sequential`, `CrossEntropyLoss`,
   `optim.SGD` with weight decay on the weight matrices only, as the solution's SGD), from the same
   initial weights (copied, transposed) and in the same batch order; a few identical steps check that
-  both compute the same thing. The NumPy variants gather as `fit` does (one `x_train[order]` per
-  epoch), PyTorch gathers each batch (`x[idx]`), the cheapest way there;
+  both compute the same thing. Every variant gathers each batch (`x[idx]`), as `fit` does;
 - networks 784-256-10 and 784-512-256-10 at batch 256 and 64, and the notebook's 784-1024-512-10 at
   batch 256 (`--nets`/`--batch` take the full product instead);
 - the GEMM lower bound: the FLOPs of the three matmuls per `Linear` per batch (forward, dW, dx) over
@@ -297,18 +296,18 @@ def torch_state(model):
 # ---- one epoch of each variant; each returns (seconds, mean batch loss) --------------------------
 
 
-def epoch_numpy(state, train_step, x, y, batch, rng, per_batch_gather: bool = False):
+def epoch_numpy(state, train_step, x, y, batch, rng, per_batch_gather: bool = True):
     model, loss_fn, opt = state
     start = time.perf_counter()
     order = rng.permutation(len(x))
     total, n = 0.0, 0
-    if per_batch_gather:  # suggested for fit: gather each batch, no fresh (N, D) array per epoch
+    if per_batch_gather:  # as lablib.training.fit does: gather each batch, no fresh (N, D) array per epoch
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
             total += float(train_step(model, loss_fn, opt, x[idx], y[idx]))
             n += 1
         return time.perf_counter() - start, total / n
-    xs, ys = x[order], y[order]  # as lablib.training.fit does: one gather per epoch, batches are views
+    xs, ys = x[order], y[order]  # fit's former way: one gather per epoch, batches are views
     for i in range(0, len(xs), batch):
         total += float(train_step(model, loss_fn, opt, xs[i:i + batch], ys[i:i + batch]))
         n += 1
@@ -341,10 +340,10 @@ def loop_cost(training_fit, y, batch, rounds: int = 7) -> dict:
     def bare(rng):
         start = time.perf_counter()
         order = rng.permutation(len(x1))
-        xs, ys = x1[order], y[order]
         total = 0.0
-        for i in range(0, len(xs), batch):
-            total += float(noop(None, None, None, xs[i:i + batch], ys[i:i + batch]))
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            total += float(noop(None, None, None, x1[idx], y[idx]))
         return time.perf_counter() - start
 
     def via_fit(rng, progress):
@@ -547,7 +546,7 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
             return epoch_torch(states[v], x, y, batch, rngs[v])
         if v in ("fit", "fit+tqdm"):
             return epoch_fit(states[v], training, x, y, x_val_small, y_val_small, batch, rngs[v], v == "fit+tqdm")
-        return epoch_numpy(states[v], training.train_step, x, y, batch, rngs[v], per_batch_gather=v == TUNED)
+        return epoch_numpy(states[v], training.train_step, x, y, batch, rngs[v])
 
     # warm-up: a few batches through a throw-away copy of every variant (allocator, BLAS threads, torch)
     for v in variants:
@@ -635,7 +634,7 @@ def instrument(model, loss_fn, opt, timers: dict) -> None:
 
 
 def profiled_epoch(state, train_step, timers: dict, x, y, batch, rng,
-                   per_batch_gather: bool = False) -> tuple[float, int]:
+                   per_batch_gather: bool = True) -> tuple[float, int]:
     """One epoch as lablib.training.fit runs it (or with a gather per batch), the shuffle and gather
     timed too; returns (seconds, minor page faults)."""
     import resource
@@ -685,7 +684,7 @@ def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
     for _ in range(epochs):
         for name, run in runs.items():
             total, faults = profiled_epoch(run["state"], training.train_step, run["timers"], x, y, batch, run["rng"],
-                                           per_batch_gather=name == "suggested")
+                                           per_batch_gather=True)
             run["epochs"].append({"total": total, "faults": faults, **run["timers"]})
 
     def medians(name):
