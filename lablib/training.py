@@ -42,7 +42,7 @@ class Budget:
 
 
 PROFILES = {
-    "full": Budget("full", None, None, None, epochs=40),
+    "full": Budget("full", None, None, None, epochs=45),
     "ci": Budget("ci", 3000, 1000, 2000, epochs=3),
     "grade": Budget("grade", 1000, 500, 500, epochs=1),
 }
