@@ -116,7 +116,6 @@ def fit(
     rng: np.random.Generator,
     checkpoint: Any = None,
     lr_schedule: Callable[[int], float] | None = None,
-    augment: Callable[[np.ndarray], np.ndarray] | None = None,
     eval_every: int = 1,
     progress: bool = True,
     on_epoch_end: Callable[["History"], None] | None = None,
@@ -131,7 +130,6 @@ def fit(
         checkpoint: optional object with `update(model, val_acc, epoch) -> bool` (called after each
             evaluation) and `restore(model)` (called at the end, also after an interruption).
         lr_schedule: optional epoch -> learning rate, assigned to `optimizer.lr` before each epoch.
-        augment: optional batch -> batch transformation applied to training batches only.
         eval_every: evaluate on the validation set every k epochs (and after the last one).
         on_epoch_end: called with the history after every epoch (live plots).
     Returns:
@@ -152,8 +150,7 @@ def fit(
             for i in range(0, len(order), batch_size):
                 # a gather per batch: copying the whole set each epoch cost up to 25 % of an epoch
                 batch = order[i:i + batch_size]
-                xb = x_train[batch] if augment is None else augment(x_train[batch])
-                total += float(train_step(model, loss_fn, optimizer, xb, y_train[batch]))
+                total += float(train_step(model, loss_fn, optimizer, x_train[batch], y_train[batch]))
                 bar.update(1)
             seconds = time.perf_counter() - start
             val_loss = val_acc = float("nan")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from lablib import cells
+from lablib.data import DatasetNotFoundError, locate
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,3 +50,42 @@ def layers() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def losses() -> dict[str, Any]:
     return solution_namespace("02_losses")
+
+
+#: A line shorter than this (`self.x = x`, `return out`) may legitimately occur anywhere.
+MIN_LINE = 16
+_SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION", re.S | re.M)
+
+
+def long_lines(text: str) -> set[str]:
+    return {line.strip() for line in text.splitlines() if len(line.strip()) >= MIN_LINE}
+
+
+def solution_lines() -> set[str]:
+    """Every non-trivial line of every solution (code between the markers, whole written answers)
+    that does not also occur in what students may see (`optimizer.step()` in a visible test, say).
+    The release and lablib must contain none of them."""
+    secret, public = set(), []
+    for path in SOURCE_NOTEBOOKS:
+        for cell in cells.load(path).cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.cell_type == "code":
+                for region in _SOLUTION_REGION.findall(cell.source):
+                    secret |= long_lines(region)
+                public.append(cells.strip_hidden_tests(cells.blank_solutions(cell.source)))
+            elif meta.get("solution"):
+                secret |= long_lines(cell.source)
+            else:
+                public.append(cell.source)
+    seen = "\n".join(public)
+    return {line for line in secret if line not in seen}
+
+
+def runnable_here(notebooks: list[Path]) -> list[Path]:
+    """The notebooks whose data is available: a notebook that loads Fashion-MNIST is left out when
+    the data set is nowhere (it would try to download it)."""
+    try:
+        locate("fashion-mnist")
+        return list(notebooks)
+    except DatasetNotFoundError:
+        return [p for p in notebooks if "load_dataset(" not in p.read_text()]

@@ -20,8 +20,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import runnable_here
 from lablib import cells, cli
-from lablib.data import DatasetNotFoundError, locate
 from lablib.grading import paths
 from lablib.grading.check import CHECK_PROFILE, CHECKED, CRASHED, MALFORMED, TIMEOUT, CheckResult, check, check_notebook
 from lablib.training import PROFILE_VAR
@@ -57,16 +57,6 @@ def edited(folder: Path, name: str, grade_id: str, old: str | None, new: str) ->
     path = folder / name
     nbformat.write(nb, str(path))
     return path
-
-
-def runnable_here(notebooks: list[Path]) -> list[Path]:
-    """The notebooks whose data is available: a notebook that loads Fashion-MNIST is left out when
-    the data set is nowhere (it would try to download it)."""
-    try:
-        locate("fashion-mnist")
-        return list(notebooks)
-    except DatasetNotFoundError:
-        return [p for p in notebooks if "load_dataset(" not in p.read_text()]
 
 
 def run_main(*argv: str) -> tuple[int, str, str]:

@@ -18,8 +18,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from conftest import long_lines, runnable_here, solution_lines
 from lablib import cells, cli
-from lablib.data import DatasetNotFoundError, locate
 from lablib.grading import paths
 from lablib.grading import release as release_module
 from lablib.grading.check import CHECK_PROFILE, CHECKED, check
@@ -27,9 +27,6 @@ from lablib.grading.release import INSTRUCTOR_ONLY, ReleaseError, release
 from lablib.training import PROFILE_VAR
 
 SOURCES = paths.source_notebooks()
-#: A line shorter than this (`self.x = x`, `return out`) may legitimately occur anywhere.
-MIN_LINE = 16
-_SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION", re.S | re.M)
 _HIDDEN_REGION = re.compile(r"### BEGIN HIDDEN TESTS[^\n]*\n(.*?)^[ \t]*### END HIDDEN TESTS", re.S | re.M)
 
 
@@ -39,28 +36,6 @@ def meta(cell: Any) -> dict:
 
 def is_test(cell: Any) -> bool:
     return cell.cell_type == "code" and meta(cell).get("grade") and not meta(cell).get("solution")
-
-
-def long_lines(text: str) -> set[str]:
-    return {line.strip() for line in text.splitlines() if len(line.strip()) >= MIN_LINE}
-
-
-def solution_lines() -> set[str]:
-    """Every non-trivial line of every solution (code between the markers, whole written answers)
-    that does not also occur in what students may see (`optimizer.step()` in a visible test, say)."""
-    secret, public = set(), []
-    for path in SOURCES:
-        for cell in cells.load(path).cells:
-            if cell.cell_type == "code":
-                for region in _SOLUTION_REGION.findall(cell.source):
-                    secret |= long_lines(region)
-                public.append(cells.strip_hidden_tests(cells.blank_solutions(cell.source)))
-            elif meta(cell).get("solution"):
-                secret |= long_lines(cell.source)
-            else:
-                public.append(cell.source)
-    seen = "\n".join(public)
-    return {line for line in secret if line not in seen}
 
 
 def hidden_lines() -> set[str]:
@@ -73,16 +48,6 @@ def hidden_lines() -> set[str]:
             visible.append(cells.strip_hidden_tests(cell.source))
     seen = "\n".join(visible)
     return {line for line in hidden if line not in seen}
-
-
-def runnable_here(notebooks: list[Path]) -> list[Path]:
-    """The notebooks whose data is available: a notebook that loads Fashion-MNIST is left out when
-    the data set is nowhere (it would try to download it)."""
-    try:
-        locate("fashion-mnist")
-        return list(notebooks)
-    except DatasetNotFoundError:
-        return [p for p in notebooks if "load_dataset(" not in p.read_text()]
 
 
 def texts(folder: Path, archive: Path) -> dict[str, str]:

@@ -96,7 +96,7 @@ def test_fit_learns_evaluates_every_k_epochs_and_restores_the_best():
     opt = Plain(model.parameters(), 0.1)
     history = fit(model, CE(), opt, train_step=step, evaluate=evaluate, x_train=x, y_train=y, x_val=xv, y_val=yv,
                   epochs=5, batch_size=64, rng=rng, checkpoint=keeper, eval_every=2,
-                  lr_schedule=lambda e: 0.1 / (e + 1), augment=lambda xb: xb + 0.0,
+                  lr_schedule=lambda e: 0.1 / (e + 1),
                   progress=False, on_epoch_end=lambda h: seen.append(len(h.epoch)))
     assert history.epoch == [1, 2, 3, 4, 5] and seen == [1, 2, 3, 4, 5]
     assert keeper.calls == [2, 4, 5] and keeper.restored
