@@ -2,13 +2,15 @@
 
     .venv/bin/python benchmarks/speed.py            # ~5 min on a quiet 2-core machine (issue 4's figures)
     .venv/bin/python benchmarks/speed.py --quick    # ~1 min: 784-256-10, batch 256, 3 rounds, no profile
-    .venv/bin/python benchmarks/speed.py --threads 1 --nets 784-512-256-10 --batch 256 --rounds 7 --suggested
+    .venv/bin/python benchmarks/speed.py --threads 1 --nets 784-512-256-10 --batch 256 --rounds 7 --all-dx
 
 Prints figures and ratios; it asserts nothing (machines are noisy). What is measured:
 
 - the reference solutions, run from the source notebooks' answer cells (`Linear`, `ReLU` from 01,
   `SoftmaxCrossEntropy` from 02, `Sequential`, `SGD(momentum=0.9, weight_decay=5e-4)`, `train_step`,
-  `evaluate` from 04), the model cast to float32 before the optimizer is created;
+  `evaluate` from 04), the model cast to float32 before the optimizer is created and its first
+  `Linear` told not to compute the gradient of the images (`needs_input_grad = False`), as notebook
+  04 trains it — PyTorch computes no such gradient either;
 - one epoch = shuffle + gather + every mini-batch of 54,000 standardized training images (the
   notebook's split of Fashion-MNIST when `lablib.data` finds it, else random images of its shape):
   "numpy" is a bare loop over `train_step`; "fit" and "fit+tqdm" are `lablib.training.fit` with
@@ -19,13 +21,15 @@ Prints figures and ratios; it asserts nothing (machines are noisy). What is meas
   both compute the same thing. Every variant gathers each batch (`x[idx]`), as `fit` does;
 - networks 784-256-10 and 784-512-256-10 at batch 256 and 64, and the notebook's 784-1024-512-10 at
   batch 256 (`--nets`/`--batch` take the full product instead);
-- the GEMM lower bound: the FLOPs of the three matmuls per `Linear` per batch (forward, dW, dx) over
-  the float32 `np.matmul` rate measured on exactly those shapes and memory layouts (best of 7 trials);
-  also without the first layer's dx, which PyTorch never computes, and at torch's own matmul rate;
+- the GEMM lower bound: the FLOPs of the matmuls both implementations do per batch (forward, dW and
+  dx of every `Linear` but the first, whose input needs no gradient) over the float32 `np.matmul`
+  rate measured on exactly those shapes and memory layouts (best of 7 trials); also at torch's own
+  matmul rate;
 - a profile of one NumPy epoch (784-512-256-10): timers around every layer's forward/backward, the
-  loss, the SGD step and the gather, next to the same epoch with the changes this benchmark suggests
-  (`tuned_classes`); and micro-benchmarks of alternatives for the work outside matmul.
-  `--suggested` also adds that changed version ("suggested") to the interleaved timings.
+  loss, the SGD step and the gather, next to the same epoch with the first layer computing dx too;
+  and micro-benchmarks of alternatives for the work outside matmul. `--all-dx` also adds that
+  variant ("all dx": what the solution cost before its first layer skipped dx) to the interleaved
+  timings.
 
 Noise: the variants run interleaved, one epoch each per round (A B C D, then B C D A, ...), every
 figure is the median over rounds and each ratio the median of the ratios within a round, so a
@@ -62,7 +66,7 @@ SEED = 0
 NETS = ("784-256-10", "784-512-256-10", "784-1024-512-10")
 PROFILE_NET = "784-512-256-10"
 VARIANTS = ("numpy", "fit", "fit+tqdm", "torch")
-TUNED = "suggested"   # the solution with the changes this benchmark suggests (--suggested)
+ALL_DX = "all dx"   # the solution with the first layer computing dx as well (--all-dx)
 TARGET_RATIO, TARGET_FIT_OVERHEAD = 1.1, 0.05   # issue 4: NumPy <= 1.1x PyTorch; lablib's loop < 5 %
 
 
@@ -81,8 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="784-256-10 at batch 256 only, 3 rounds, no profile")
     p.add_argument("--no-fit", action="store_true", help="skip the two lablib.training.fit variants")
     p.add_argument("--no-profile", action="store_true", help="skip the breakdown of one NumPy epoch")
-    p.add_argument("--suggested", action="store_true",
-                   help="also time the solution with the suggested changes applied (one more interleaved variant)")
+    p.add_argument("--all-dx", action="store_true",
+                   help="also time the solution with its first layer computing dx (one more interleaved variant)")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--json-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -125,21 +129,22 @@ def summary(results: list[dict]) -> None:
     print("\n=== summary: seconds per epoch (median), NumPy solution vs PyTorch CPU and the GEMM bound ===")
     head = (f"{'threads':>7} {'network':<16} {'batch':>5} {'numpy':>7} {'torch':>7} {'np/torch':>8} "
             f"{'bound':>7} {'np/bnd':>6} {'tc/bnd':>6} {'fit +%':>7} {'tqdm +%':>7}"
-            + (f" {'sugg.':>7} {'sg/torch':>8}" if any("tuned" in r for r in results) else ""))
+            + (f" {'all dx':>7} {'ad/torch':>8}" if any("all_dx" in r for r in results) else ""))
     print(head)
     for r in results:
         fit = "" if r.get("fit_cost") is None else f"{100 * r['fit_cost']:+.2f}"
         bar = "" if r.get("tqdm_cost") is None else f"{100 * r['tqdm_cost']:+.2f}"
-        tuned = "" if r.get("tuned") is None else f"{r['tuned']:7.3f} {r['tuned_ratio']:8.2f}"
+        all_dx = "" if r.get("all_dx") is None else f"{r['all_dx']:7.3f} {r['all_dx_ratio']:8.2f}"
         print(f"{r['threads']:>7} {r['net']:<16} {r['batch']:>5} {r['numpy']:7.3f} {r['torch']:7.3f} "
               f"{r['ratio']:8.2f} {r['bound']:7.3f} {r['numpy'] / r['bound']:6.2f} {r['torch'] / r['bound']:6.2f} "
-              f"{fit:>7} {bar:>7} {tuned}")
+              f"{fit:>7} {bar:>7} {all_dx}")
     print(f"targets (issue 4): np/torch <= {TARGET_RATIO} at batch 256; fit +% < {100 * TARGET_FIT_OVERHEAD:.0f} %. "
           "fit +% and tqdm +%: what lablib.training.fit (progress=False / True) adds to the bare loop, measured\n"
           "with a no-op train_step (the interleaved epochs agree within their noise; see above).\n"
-          "bound: the GEMM lower bound (3 matmuls per Linear at np.matmul's best measured rate); np/bnd, tc/bnd: "
-          "each implementation over it" + ("; sugg.: the solution with the suggested changes (--suggested)."
-                                           if any("tuned" in r for r in results) else "."))
+          "bound: the GEMM lower bound (forward, dW, dx of each Linear, no dx for the images, at np.matmul's best "
+          "measured rate); np/bnd, tc/bnd: each implementation over it"
+          + ("; all dx: the solution with its first layer computing dx too (--all-dx)."
+             if any("all_dx" in r for r in results) else "."))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,33 +184,14 @@ def _openblas_threads() -> str:
 
 
 def load_solutions():
-    """The reference solutions, run from the source notebooks' answer cells (never a copy).
+    """The reference solutions, run from the source notebooks' answer cells (never a copy): notebook 04
+    through `use_notebook`, as a later notebook would reuse it; its `reuse` cell brings 01 and 02."""
+    from lablib.reuse import use_notebook
 
-    Notebook 04's answer cell `save_load` uses the names `layers` and `losses`, which its `reuse`
-    cell (not an answer cell) defines; `use_notebook` cannot pre-seed them, so 04 is run here with
-    `cells.run_cells` in a namespace that already holds them, selecting cells as `use_notebook` does.
-    """
-    import types
-
-    from lablib import cells
-    from lablib.reuse import SETUP_CELL, use_notebook
-
-    layers = use_notebook("01_layers.ipynb", folder=NOTEBOOKS)
-    losses = use_notebook("02_losses.ipynb", folder=NOTEBOOKS)
-    nb = cells.load(NOTEBOOKS / "04_training.ipynb")
-    keep = {cells.grade_id(c) for c in nb.cells if c.cell_type == "code"
-            and (cells.grade_id(c) == SETUP_CELL or c.metadata.get("nbgrader", {}).get("solution"))}
-    skip = {cells.grade_id(c): "" for c in nb.cells
-            if c.cell_type == "code" and cells.grade_id(c) and cells.grade_id(c) not in keep}
-    for cell in nb.cells:
-        if cell.cell_type == "code" and not cells.grade_id(cell):
-            cell.source = ""
-    training = types.ModuleType("notebook_04_training")
-    training.layers, training.losses = layers, losses
-    results = cells.run_cells(nb, replace=skip, namespace=vars(training))
-    failed = {gid: r.error for gid, r in results.items() if gid in keep and not r.passed}
-    for name, module in (("01", layers), ("02", losses), ("04", training)):
-        failed.update({f"{name}:{gid}": err for gid, err in getattr(module, "__errors__", {}).items()})
+    training = use_notebook("04_training.ipynb", folder=NOTEBOOKS)
+    layers, losses = training.layers, training.losses
+    failed = {f"{name}:{gid}": err for name, module in (("01", layers), ("02", losses), ("04", training))
+              for gid, err in getattr(module, "__errors__", {}).items()}
     if failed:
         raise SystemExit(f"solution cells raised: {failed}")
     return layers, losses, training
@@ -259,7 +245,9 @@ def build_numpy(layers, training, sizes: list[int]):
         mods.append(layers.Linear(fan_in, fan_out, rng=rng))
         if i < len(sizes) - 2:
             mods.append(layers.ReLU())
-    return training.Sequential(*mods).astype(np.float32)
+    model = training.Sequential(*mods).astype(np.float32)
+    model.layers[0].needs_input_grad = False  # as notebook 04 trains it: no gradient for the images
+    return model
 
 
 def numpy_state(model, training, losses):
@@ -296,20 +284,14 @@ def torch_state(model):
 # ---- one epoch of each variant; each returns (seconds, mean batch loss) --------------------------
 
 
-def epoch_numpy(state, train_step, x, y, batch, rng, per_batch_gather: bool = True):
+def epoch_numpy(state, train_step, x, y, batch, rng):
     model, loss_fn, opt = state
     start = time.perf_counter()
     order = rng.permutation(len(x))
     total, n = 0.0, 0
-    if per_batch_gather:  # as lablib.training.fit does: gather each batch, no fresh (N, D) array per epoch
-        for i in range(0, len(x), batch):
-            idx = order[i:i + batch]
-            total += float(train_step(model, loss_fn, opt, x[idx], y[idx]))
-            n += 1
-        return time.perf_counter() - start, total / n
-    xs, ys = x[order], y[order]  # fit's former way: one gather per epoch, batches are views
-    for i in range(0, len(xs), batch):
-        total += float(train_step(model, loss_fn, opt, xs[i:i + batch], ys[i:i + batch]))
+    for i in range(0, len(x), batch):  # as lablib.training.fit does: gather each batch, no fresh (N, D) array
+        idx = order[i:i + batch]
+        total += float(train_step(model, loss_fn, opt, x[idx], y[idx]))
         n += 1
     return time.perf_counter() - start, total / n
 
@@ -403,58 +385,11 @@ def agreement(model, training, losses, x, y, batch, steps: int = 3) -> str:
             f"weights by <= {worst_w:.1e} (float32 rounding; ~1e-5 when a unit lands on the other side of ReLU's kink)")
 
 
-# ---- the solution with the suggested changes (the profile; --suggested) --------------------------
-
-
-def tuned_classes(layers, training):
-    """Subclasses of the solution's classes with the suggested changes (the other one, a gather per
-    batch, is `per_batch_gather=True` in the epoch loops). For measuring only: these changes are
-    proposals for the notebooks' solution cells, not code students see."""
-    import numpy as np
-
-    class Linear(layers.Linear):
-        input_grad = True  # False for the first layer: nobody uses dL/dx of the input images
-
-        def forward(self, x):
-            self.x = x
-            out = x @ self.W.data
-            out += self.b.data  # in place: no second (N, out) temporary
-            return out
-
-        def backward(self, dout):
-            self.W.grad = self.x.T @ dout
-            self.b.grad = dout.sum(axis=0)
-            return dout @ self.W.data.T if self.input_grad else None
-
-    class SGD(training.SGD):
-        def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
-            super().__init__(params, lr, momentum, weight_decay)
-            self.scratch = [np.empty_like(p.data) for p in self.params]
-
-        def step(self):
-            for p, v, tmp in zip(self.params, self.velocity, self.scratch):
-                if p.grad is None:
-                    continue
-                v *= self.momentum
-                v += p.grad
-                if self.weight_decay and p.data.ndim >= 2:
-                    np.multiply(p.data, self.weight_decay, out=tmp)
-                    v += tmp
-                np.multiply(v, self.lr, out=tmp)
-                p.data -= tmp
-
-    return Linear, SGD
-
-
-def tuned_state(model, layers, training, losses):
-    Linear, SGD = tuned_classes(layers, training)
-    model = copy.deepcopy(model)
-    for layer in model.layers:
-        if type(layer).__name__ == "Linear":
-            layer.__class__ = Linear
-    model.layers[0].input_grad = False
-    opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    return model, losses.SoftmaxCrossEntropy(), opt
+def all_dx_state(model, training, losses):
+    """The solution with its first layer computing dx as well (what it cost before skipping it)."""
+    model, loss_fn, optimizer = numpy_state(model, training, losses)
+    model.layers[0].needs_input_grad = True
+    return model, loss_fn, optimizer
 
 
 # ---- GEMM lower bound ------------------------------------------------------------------------------
@@ -497,7 +432,7 @@ def _gemm_bound(sizes: list[int], batch: int, n_rows: int) -> dict:
     rng = np.random.default_rng(SEED)
     full, last = divmod(n_rows, batch)
     rows = full * batch + last
-    out = {"shapes": [], "bound": 0.0, "bound_no_input_dx": 0.0, "torch_bound": 0.0}
+    out = {"shapes": [], "bound": 0.0, "bound_all_dx": 0.0, "torch_bound": 0.0}
     for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
         x = rng.standard_normal((batch, i), dtype=np.float32)
         W = rng.standard_normal((i, o), dtype=np.float32)
@@ -510,12 +445,13 @@ def _gemm_bound(sizes: list[int], batch: int, n_rows: int) -> dict:
             per_flop = 2.0 * batch * i * o
             gf_np, gf_tc = per_flop / t_np / 1e9, per_flop / t_tc / 1e9
             seconds = flops / (gf_np * 1e9)
-            out["shapes"].append((f"L{k + 1} {name}", f"({a.shape[0]},{a.shape[1]})@({b.shape[0]},{b.shape[1]})",
-                                  gf_np, gf_tc, seconds))
-            out["bound"] += seconds
-            out["torch_bound"] += flops / (gf_tc * 1e9)
-            if not (k == 0 and name == "dout @ W.T"):
-                out["bound_no_input_dx"] += seconds
+            skipped = k == 0 and name == "dout @ W.T"  # the images' gradient: neither implementation computes it
+            out["shapes"].append((f"L{k + 1} {name}" + (" (skipped)" if skipped else ""),
+                                  f"({a.shape[0]},{a.shape[1]})@({b.shape[0]},{b.shape[1]})", gf_np, gf_tc, seconds))
+            out["bound_all_dx"] += seconds
+            if not skipped:
+                out["bound"] += seconds
+                out["torch_bound"] += flops / (gf_tc * 1e9)
     return out
 
 
@@ -535,9 +471,9 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
     base = build_numpy(layers, training, sizes)
     x_val_small, y_val_small = x_val[:batch], y_val[:batch]  # fit validates after each epoch; keep it small
     variants = list(VARIANTS) if with_fit else ["numpy", "torch"]
-    if args.suggested:
-        variants.insert(1, TUNED)
-    states = {v: (torch_state(base) if v == "torch" else tuned_state(base, layers, training, losses) if v == TUNED
+    if args.all_dx:
+        variants.insert(1, ALL_DX)
+    states = {v: (torch_state(base) if v == "torch" else all_dx_state(base, training, losses) if v == ALL_DX
                   else numpy_state(base, training, losses)) for v in variants}
     rngs = {v: np.random.default_rng(SEED + 1) for v in variants}  # same batch order for every variant
 
@@ -550,7 +486,7 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
 
     # warm-up: a few batches through a throw-away copy of every variant (allocator, BLAS threads, torch)
     for v in variants:
-        st = torch_state(base) if v == "torch" else tuned_state(base, layers, training, losses) if v == TUNED \
+        st = torch_state(base) if v == "torch" else all_dx_state(base, training, losses) if v == ALL_DX \
             else numpy_state(base, training, losses)
         warm_rng = np.random.default_rng(0)
         if v == "torch":
@@ -572,7 +508,7 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
     bound = gemm_bound(sizes, batch, len(x))
     result = {"net": net, "batch": batch, "numpy": statistics.median(times["numpy"]),
               "torch": statistics.median(times["torch"]), "ratio": paired("numpy", "torch"),
-              "bound": bound["bound"], "bound_no_input_dx": bound["bound_no_input_dx"],
+              "bound": bound["bound"], "bound_all_dx": bound["bound_all_dx"],
               "fit_overhead": paired("fit", "numpy") - 1 if "fit" in times else None,
               "tqdm_overhead": paired("fit+tqdm", "numpy") - 1 if "fit+tqdm" in times else None}
     if with_fit:
@@ -581,9 +517,9 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
         loops = loop_cost(fit, y, batch)
         result["fit_cost"] = (loops["fit"] - loops["bare"]) / result["numpy"]
         result["tqdm_cost"] = (loops["fit+tqdm"] - loops["bare"]) / result["numpy"]
-    if args.suggested:
-        result["tuned"] = statistics.median(times[TUNED])
-        result["tuned_ratio"] = paired(TUNED, "torch")
+    if args.all_dx:
+        result["all_dx"] = statistics.median(times[ALL_DX])
+        result["all_dx_ratio"] = paired(ALL_DX, "torch")
 
     n_batches = -(-len(x) // batch)
     print(f"\n--- {net}, batch {batch} ({n_batches} batches/epoch), {args.rounds} interleaved rounds; "
@@ -600,9 +536,9 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
               f"fit {1e3 * loops['fit']:.2f} ms, fit+tqdm {1e3 * loops['fit+tqdm']:.2f} ms, so fit adds "
               f"{100 * result['fit_cost']:+.2f} % of the numpy epoch and {100 * result['tqdm_cost']:+.2f} % with its bar; "
               "the interleaved 'vs numpy' above differ from 1 by noise only")
-    print(f"  GEMM bound {bound['bound']:.3f} s/epoch (3 matmuls per Linear at np.matmul's measured rate); "
-          f"{bound['bound_no_input_dx']:.3f} s without the first layer's dx, which PyTorch never computes "
-          f"(the images need no gradient); at torch's matmul rate {bound['torch_bound']:.3f} s")
+    print(f"  GEMM bound {bound['bound']:.3f} s/epoch (forward, dW, dx of every Linear at np.matmul's measured "
+          f"rate, without the first layer's dx: the images need no gradient); {bound['bound_all_dx']:.3f} s with "
+          f"it; at torch's matmul rate {bound['torch_bound']:.3f} s")
     print(f"  {'matmul':<22} {'shapes':<24} {'np GFLOP/s':>10} {'torch':>7} {'s/epoch':>8}")
     for name, shape, gf_np, gf_tc, seconds in bound["shapes"]:
         print(f"  {name:<22} {shape:<24} {gf_np:10.1f} {gf_tc:7.1f} {seconds:8.3f}")
@@ -633,37 +569,30 @@ def instrument(model, loss_fn, opt, timers: dict) -> None:
     timed(opt, "step", "SGD step")
 
 
-def profiled_epoch(state, train_step, timers: dict, x, y, batch, rng,
-                   per_batch_gather: bool = True) -> tuple[float, int]:
-    """One epoch as lablib.training.fit runs it (or with a gather per batch), the shuffle and gather
-    timed too; returns (seconds, minor page faults)."""
+def profiled_epoch(state, train_step, timers: dict, x, y, batch, rng) -> tuple[float, int]:
+    """One epoch as lablib.training.fit runs it (a gather per batch), the shuffle and gather timed
+    too; returns (seconds, minor page faults)."""
     import resource
 
     timers.clear()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     order = rng.permutation(len(x))
-    if per_batch_gather:
-        gather = time.perf_counter() - start  # the permutation
-        for i in range(0, len(x), batch):
-            t = time.perf_counter()
-            idx = order[i:i + batch]
-            xb, yb = x[idx], y[idx]
-            gather += time.perf_counter() - t
-            train_step(*state, xb, yb)
-        timers["shuffle + gather"] = gather
-    else:
-        xs, ys = x[order], y[order]
-        timers["shuffle + gather"] = time.perf_counter() - start
-        for i in range(0, len(xs), batch):
-            train_step(*state, xs[i:i + batch], ys[i:i + batch])
+    gather = time.perf_counter() - start  # the permutation
+    for i in range(0, len(x), batch):
+        t = time.perf_counter()
+        idx = order[i:i + batch]
+        xb, yb = x[idx], y[idx]
+        gather += time.perf_counter() - t
+        train_step(*state, xb, yb)
+    timers["shuffle + gather"] = gather
     total = time.perf_counter() - start
     timers["loop + train_step + calls"] = total - sum(timers.values())
     return total, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
 def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
-    """Where one epoch of the solution goes, next to the same epoch with the suggested changes.
+    """Where one epoch of the solution goes, next to the same epoch with the first layer computing dx.
 
     Both run instrumented and interleaved, `epochs` epochs each; every figure is a median over them.
     """
@@ -675,7 +604,7 @@ def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
     base = build_numpy(layers, training, sizes)
     runs = {}
     for name, state in (("solution", numpy_state(base, training, losses)),
-                        ("suggested", tuned_state(base, layers, training, losses))):
+                        (ALL_DX, all_dx_state(base, training, losses))):
         timers: dict[str, float] = {}
         instrument(*state, timers)
         profiled_epoch(state, training.train_step, timers, x[:4 * batch], y[:4 * batch], batch,
@@ -683,8 +612,7 @@ def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
         runs[name] = {"state": state, "timers": timers, "rng": np.random.default_rng(SEED + 1), "epochs": []}
     for _ in range(epochs):
         for name, run in runs.items():
-            total, faults = profiled_epoch(run["state"], training.train_step, run["timers"], x, y, batch, run["rng"],
-                                           per_batch_gather=True)
+            total, faults = profiled_epoch(run["state"], training.train_step, run["timers"], x, y, batch, run["rng"])
             run["epochs"].append({"total": total, "faults": faults, **run["timers"]})
 
     def medians(name):
@@ -692,28 +620,21 @@ def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
         return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
 
     bound = gemm_bound(sizes, batch, len(x))
-    sol_t, sug_t = medians("solution"), medians("suggested")
+    sol_t, all_t = medians("solution"), medians(ALL_DX)
     sol_total, sol_faults = sol_t.pop("total"), sol_t.pop("faults")
-    sug_total, sug_faults = sug_t.pop("total"), sug_t.pop("faults")
+    all_total, all_faults = all_t.pop("total"), all_t.pop("faults")
     print(f"\n--- profile: one epoch of the NumPy solution, {net}, batch {batch}, median of {epochs} "
           f"(timers around each call; every figure a median): {sol_total:.3f} s. GEMM bound {bound['bound']:.3f} s, so "
           f"{1 - bound['bound'] / sol_total:.0%} of the epoch is outside matmul.")
-    print(f"  'suggested' = the same classes with the changes below, interleaved with it: {sug_total:.3f} s "
-          f"({sug_total / sol_total - 1:+.0%}); its own bound {bound['bound_no_input_dx']:.3f} s "
-          f"(no dx for the input)")
-    print(f"  {'component':<27} {'solution':>9} {'share':>6} {'suggested':>10} {'saves':>7}")
+    print(f"  '{ALL_DX}' = the same network with its first Linear computing dx too (needs_input_grad True), "
+          f"interleaved with it: {all_total:.3f} s; skipping that dx saves {1 - sol_total / all_total:.0%} of the epoch")
+    print(f"  {'component':<27} {'solution':>9} {'share':>6} {ALL_DX:>10} {'saves':>7}")
     for key in sorted(sol_t, key=lambda k: -sol_t[k]):
-        print(f"  {key:<27} {sol_t[key]:8.3f}s {sol_t[key] / sol_total:6.1%} {sug_t.get(key, 0.0):9.3f}s "
-              f"{(sol_t[key] - sug_t.get(key, 0.0)) / sol_total:7.1%}")
-    print(f"  {'minor page faults / epoch':<27} {sol_faults:9.0f} {'':>6} {sug_faults:10.0f}")
-    print("  changes: Linear.forward 'out = x @ W; out += b' (one temporary less); the first Linear skips "
-          "dx = dout @ W.T (nobody uses the gradient of the images); SGD.step in place (v *= mu; v += g; "
-          "v += wd*W and W -= lr*v through one preallocated scratch array per parameter: no new arrays per "
-          "step); and, in lablib.training.fit, x_train[order[i:i + B]] per batch instead of one "
-          f"{x.nbytes / 2**20:.0f} MiB x_train[order] per epoch (a fresh array whose pages are faulted in "
-          "every epoch)")
+        print(f"  {key:<27} {sol_t[key]:8.3f}s {sol_t[key] / sol_total:6.1%} {all_t.get(key, 0.0):9.3f}s "
+              f"{(all_t.get(key, 0.0) - sol_t[key]) / all_total:7.1%}")
+    print(f"  {'minor page faults / epoch':<27} {sol_faults:9.0f} {'':>6} {all_faults:10.0f}")
 
-    # micro-benchmarks at this network's shapes: alternatives that are not in 'suggested'
+    # micro-benchmarks at this network's shapes: alternatives for the work outside matmul
     rng = np.random.default_rng(SEED)
     n_batches = -(-len(x) // batch)
     h = sizes[1]
@@ -731,7 +652,7 @@ def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
     for what, calls, fn in rows:
         seconds = per_call(fn) * calls
         print(f"  {what:<44} {seconds:8.3f}s {seconds / sol_total:6.1%}")
-    return {"net": net, "batch": batch, "solution": sol_total, "suggested": sug_total, "bound": bound["bound"]}
+    return {"net": net, "batch": batch, "solution": sol_total, ALL_DX: all_total, "bound": bound["bound"]}
 
 
 def _bool_index(dout, mask):

@@ -67,7 +67,14 @@ class Module:
     - `named_parameters()` gives the same with dotted names (`"layers[0].W"`);
     - `zero_grad()` clears every parameter's gradient;
     - `repr(module)` prints the tree of child modules, PyTorch style.
+
+    `needs_input_grad` (True unless set otherwise) says whether `backward` must return dL/dx.
+    A network sets it to False on its first layer, whose input is the data: nobody uses that
+    gradient, so a layer may skip computing it and return None (PyTorch likewise computes no
+    gradient for an input that does not require one). Gradient checks always check dx.
     """
+
+    needs_input_grad: bool = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
@@ -88,6 +95,20 @@ class Module:
             for suffix, found in _children(value):
                 if isinstance(found, Module):
                     yield attr + suffix, found
+
+    def modules(self) -> list["Module"]:
+        """This module and every module inside it (children, their children, ...), each once."""
+        found: list[Module] = []
+
+        def visit(module: Module) -> None:
+            if any(m is module for m in found):
+                return
+            found.append(module)
+            for _, child in module.named_children():
+                visit(child)
+
+        visit(self)
+        return found
 
     def named_parameters(self) -> list[tuple[str, Parameter]]:
         """Every parameter reachable from this module, each once, as `(dotted name, Parameter)`."""

@@ -23,7 +23,7 @@ class Linear(Module):
     def backward(self, dout):
         self.W.grad = self.x.T @ dout
         self.b.grad = dout.sum(axis=0)
-        return dout @ self.W.data.T
+        return dout @ self.W.data.T if self.needs_input_grad else None
 
 
 class LinearEinsum(Linear):
@@ -179,6 +179,15 @@ def test_network_784_256_10_passes_cheaply_through_sampling():
     assert "random directions" in report.items["layers[0].W".join(["d", ""])].detail
     # a full numeric gradient would run forward 2 * (16*784 + 784*256 + 256 + 256*10 + 10) ≈ 430,000 times
     assert report.evaluations < 1000
+
+
+def test_a_first_layer_that_skips_dx_is_still_checked_with_dx():
+    net = Network((6, 5, 3))
+    net.layers[0].needs_input_grad = False  # as notebook 04 trains it
+    report = check_layer(net, np.random.default_rng(3).standard_normal((4, 6)))
+    assert report.passed, report
+    assert report.items["dx"].passed and "entries" in report.items["dx"].detail
+    assert net.layers[0].needs_input_grad is False  # the student's network keeps its setting
 
 
 def test_large_inputs_stay_finite_in_a_stable_layer():

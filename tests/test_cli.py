@@ -133,7 +133,7 @@ def test_tests_are_grouped_by_the_heading_of_their_part(source_result: CheckResu
     linear = [part for part in parts if "Linear" in part]
     assert len(linear) == 1 and linear[0].startswith("Part A")
     assert [t.grade_id for t in parts[linear[0]]] == [
-        "test_linear_forward", "test_linear_dx", "test_linear_dW", "test_linear_db"]
+        "test_linear_forward", "test_linear_dx", "test_linear_dW", "test_linear_db", "test_linear_skip_dx"]
     assert all(t.description for t in layers.tests)  # each test cell's docstring
 
 

@@ -310,7 +310,7 @@ def test_export_names_every_status(graded):
     build, _, _, _ = graded
     main(["export", "--build", str(build)])
     rows = {r["student"]: r for r in csv.DictReader(paths.grades_csv(build).open())}
-    assert rows["solution"]["total"] == "33" and rows["solution"]["review"] == ""
+    assert rows["solution"]["total"] == "34" and rows["solution"]["review"] == ""
     assert rows["blank"]["total"] == "0" and rows["blank"]["01_layers status"] == "graded"
     assert rows["looper"]["02_losses status"] == "timed out"
     assert rows["crasher"]["02_losses status"] == "kernel died"
@@ -414,7 +414,7 @@ def test_feedback_does_not_show_in_kernel_results(graded):
     build, _, _, _ = graded
     (page,) = feedback(build, students=["patcher"])
     text = page.read_text()
-    assert "in-kernel" not in text.lower() and "tampering" not in text and "12 / 12" not in text
+    assert "in-kernel" not in text.lower() and "tampering" not in text and "13 / 13" not in text
 
 
 def test_in_kernel_timeout_or_death_is_recorded_and_changes_nothing(graded):

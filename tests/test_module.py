@@ -56,6 +56,19 @@ def test_zero_grad_clears_every_gradient():
     assert all(p.grad is None for p in net.parameters())
 
 
+def test_modules_lists_the_tree_once_each_in_order():
+    a, b = Affine(2, 3), Nothing()
+    inner = Stack(b)
+    net = Stack(a, inner, a)
+    assert net.modules() == [net, a, inner, b]
+
+
+def test_needs_input_grad_defaults_to_true_and_is_per_instance():
+    first, second = Affine(2, 3), Affine(3, 1)
+    first.needs_input_grad = False
+    assert not first.needs_input_grad and second.needs_input_grad and Module.needs_input_grad
+
+
 def test_repr_is_nested_and_readable():
     net = Stack(Affine(2, 3), Nothing())
     assert repr(net) == (

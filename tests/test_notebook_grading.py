@@ -11,9 +11,10 @@ forward usually also fails the backward check that depends on it; the expected s
 
 from __future__ import annotations
 
-import pytest
-
 import contextlib
+import tempfile
+
+import pytest
 
 from conftest import NOTEBOOKS, graded_cell_ids, load_notebook
 from lablib import cells
@@ -54,6 +55,13 @@ def test_solutions_pass_every_graded_cell(stem):
 
 
 @pytest.mark.parametrize("stem", STEMS)
+def test_graded_cells_leave_no_temporary_files(stem, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where tempfile makes its folders
+    assert failing_cells(stem) == set()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stem", STEMS)
 def test_blank_release_fails_every_graded_cell(stem):
     nb = load_notebook(stem)
     blank = {cells.grade_id(c): cells.blank_solutions(c.source) for c in nb.cells
@@ -79,6 +87,13 @@ LAYER_MISTAKES = {
     "linear: forward without the bias (db then disagrees with it)": (
         "linear", "return x @ self.W.data + self.b.data", "return x @ self.W.data",
         {"test_linear_forward", "test_linear_db"}),
+    "linear: ignores needs_input_grad (always computes dx)": (
+        "linear", "        if not self.needs_input_grad:\n            return None\n", "", {"test_linear_skip_dx"}),
+    "linear: skips dx but then sets no gradients either": (
+        "linear", "        self.W.grad = self.x.T @ dout\n        self.b.grad = dout.sum(axis=0)\n"
+        "        if not self.needs_input_grad:\n            return None\n",
+        "        if not self.needs_input_grad:\n            return None\n"
+        "        self.W.grad = self.x.T @ dout\n        self.b.grad = dout.sum(axis=0)\n", {"test_linear_skip_dx"}),
     "relu: forward clips its input in place": (
         "relu", "return np.maximum(x, 0)", "x[x < 0] = 0\n        return x", {"test_relu_forward"}),
     "relu: backward ignores dout": (
@@ -238,7 +253,8 @@ class Linear(Module):
     def backward(self, dout):
         self.W.grad = np.einsum("dn,nm->dm", self.x_t, dout)
         self.b.grad = np.einsum("nm->m", dout)
-        return np.einsum("nm,dm->nd", dout, self.W.data)
+        if self.needs_input_grad:
+            return np.einsum("nm,dm->nd", dout, self.W.data)
 '''),
     "relu, np.where and the x >= 0 convention": ("relu", '''
 class ReLU(Module):
@@ -505,4 +521,4 @@ class Linear(Module):
         return np.zeros_like(self.x)
 '''
     assert failing_cells("01_layers", {"linear": nonsense}) == {
-        "test_linear_forward", "test_linear_dx", "test_linear_dW", "test_linear_db"}
+        "test_linear_forward", "test_linear_dx", "test_linear_dW", "test_linear_db", "test_linear_skip_dx"}

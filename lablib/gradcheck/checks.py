@@ -176,9 +176,14 @@ def _compare(
 
 
 def _float64_copy(module: Any) -> Any:
+    """A deep copy in float64 that computes every gradient: a layer told to skip dx
+    (`needs_input_grad = False`, a network's first layer) is checked with dx all the same."""
     clone = copy.deepcopy(module)
     for p in clone.parameters():
         p.data = np.array(p.data, dtype=np.float64)
+    for m in clone.modules() if hasattr(clone, "modules") else [clone]:
+        if getattr(m, "needs_input_grad", True) is not True:
+            m.needs_input_grad = True
     return clone
 
 
