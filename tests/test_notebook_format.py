@@ -76,3 +76,20 @@ def test_written_questions_are_manually_graded_markdown(path):
     written = [c for c in cells.load(path).cells if c.cell_type == "markdown" and meta(c).get("grade")]
     assert written, "each notebook asks written questions"
     assert all(meta(c)["solution"] and meta(c)["points"] > 0 for c in written)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_points_in_the_intro_table_and_the_readme_match_the_cells(path):
+    """The points a student and an instructor read (the notebook's opening table, the README's
+    table) are the points the cells carry."""
+    graded = [c for c in cells.load(path).cells if meta(c).get("grade")]
+    auto = sum(meta(c)["points"] for c in graded if c.cell_type == "code")
+    written = sum(meta(c)["points"] for c in graded if c.cell_type == "markdown")
+    readme = (path.parent.parent / "README.md").read_text()
+    row = re.search(rf"^\| `{path.stem}` \|.*\| (\d+) \+ (\d+) written \|$", readme, re.M)
+    assert row, f"README.md has no row for {path.stem}"
+    assert (int(row[1]), int(row[2])) == (auto, written)
+    intro = cells.load(path).cells[0].source
+    table = [int(n) for n in re.findall(r"^\|[^|\n]+\|[^|\n]+\| (\d+) \|$", intro, re.M)]
+    assert table, "the notebook opens with a table of its parts and their points"
+    assert sum(table) == auto + written
