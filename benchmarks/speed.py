@@ -661,6 +661,25 @@ def _bool_index(dout, mask):
     return dx
 
 
+def busy_cpus(seconds: float = 1.0) -> float | None:
+    """How many CPUs other processes kept busy over the last `seconds` (this one sleeps meanwhile),
+    from /proc/stat; None where there is none. Unlike the load average, which decays over a minute,
+    this does not count the worker that just finished."""
+    def sample():
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total and idle + iowait jiffies
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return None
+    elapsed = total1 - total0
+    return (os.cpu_count() or 1) * (elapsed - (idle1 - idle0)) / elapsed if elapsed else None
+
+
 def worker(args) -> None:
     threads = args.worker
     how = limit_threads(threads)
@@ -675,9 +694,9 @@ def worker(args) -> None:
     print(f"numpy {np.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
           f"{load0[0]:.2f}; data: {data[4]}, {len(data[1])} training rows, float32; solution classes from "
           f"{', '.join(p.name for p in sorted(NOTEBOOKS.glob('0[124]_*.ipynb')))}")
-    busy = load0[0] - 0.5 > (os.cpu_count() or 1) - threads
-    if busy:
-        print(f"NOTE: load average {load0[0]:.1f} on {os.cpu_count()} CPUs: other processes are running, every figure "
+    others = busy_cpus()
+    if others is not None and others > 0.5 and others + threads > (os.cpu_count() or 1):
+        print(f"NOTE: other processes kept {others:.1f} of {os.cpu_count()} CPUs busy just now, every figure "
               f"below is inflated{' and 2+ threads suffer most (BLAS threads wait for each other)' if threads > 1 else ''}; "
               "the ratios (same-round pairs) hold up better than the seconds")
     results = []
