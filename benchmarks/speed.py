@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import io
 import json
 import os
 import statistics
@@ -188,13 +189,14 @@ def load_solutions():
     through `use_notebook`, as a later notebook would reuse it; its `reuse` cell brings 01 and 02."""
     from lablib.reuse import use_notebook
 
-    training = use_notebook("04_training.ipynb", folder=NOTEBOOKS)
-    layers, losses = training.layers, training.losses
-    failed = {f"{name}:{gid}": err for name, module in (("01", layers), ("02", losses), ("04", training))
+    with contextlib.redirect_stdout(io.StringIO()):  # the reuse cell prints what it found
+        training = use_notebook("04_training.ipynb", folder=NOTEBOOKS)
+    modules = {"04": training, "01": getattr(training, "layers", None), "02": getattr(training, "losses", None)}
+    failed = {f"{name}:{gid}": err for name, module in modules.items()
               for gid, err in getattr(module, "__errors__", {}).items()}
-    if failed:
+    if failed or None in modules.values():
         raise SystemExit(f"solution cells raised: {failed}")
-    return layers, losses, training
+    return modules["01"], modules["02"], training
 
 
 def load_data(training):
@@ -417,8 +419,8 @@ _BOUNDS: dict = {}
 
 
 def gemm_bound(sizes: list[int], batch: int, n_rows: int) -> dict:
-    """Seconds per epoch spent in the 3 matmuls of each Linear at the measured np.matmul rate
-    (measured once per network and batch size in a run)."""
+    """Seconds per epoch spent in the matmuls of every Linear (forward, dW, dx; no dx for the first
+    layer) at the measured np.matmul rate (measured once per network and batch size in a run)."""
     key = (tuple(sizes), batch, n_rows)
     if key not in _BOUNDS:
         _BOUNDS[key] = _gemm_bound(sizes, batch, n_rows)
@@ -539,9 +541,9 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
     print(f"  GEMM bound {bound['bound']:.3f} s/epoch (forward, dW, dx of every Linear at np.matmul's measured "
           f"rate, without the first layer's dx: the images need no gradient); {bound['bound_all_dx']:.3f} s with "
           f"it; at torch's matmul rate {bound['torch_bound']:.3f} s")
-    print(f"  {'matmul':<22} {'shapes':<24} {'np GFLOP/s':>10} {'torch':>7} {'s/epoch':>8}")
+    print(f"  {'matmul':<24} {'shapes':<24} {'np GFLOP/s':>10} {'torch':>7} {'s/epoch':>8}")
     for name, shape, gf_np, gf_tc, seconds in bound["shapes"]:
-        print(f"  {name:<22} {shape:<24} {gf_np:10.1f} {gf_tc:7.1f} {seconds:8.3f}")
+        print(f"  {name:<24} {shape:<24} {gf_np:10.1f} {gf_tc:7.1f} {seconds:8.3f}")
     return result
 
 
@@ -591,7 +593,7 @@ def profiled_epoch(state, train_step, timers: dict, x, y, batch, rng) -> tuple[f
     return total, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
-def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
+def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> None:
     """Where one epoch of the solution goes, next to the same epoch with the first layer computing dx.
 
     Both run instrumented and interleaved, `epochs` epochs each; every figure is a median over them.
@@ -652,7 +654,6 @@ def profile_epoch(sol, data, net: str, batch: int, epochs: int = 3) -> dict:
     for what, calls, fn in rows:
         seconds = per_call(fn) * calls
         print(f"  {what:<44} {seconds:8.3f}s {seconds / sol_total:6.1%}")
-    return {"net": net, "batch": batch, "solution": sol_total, ALL_DX: all_total, "bound": bound["bound"]}
 
 
 def _bool_index(dout, mask):
@@ -668,6 +669,7 @@ def busy_cpus(seconds: float = 1.0) -> float | None:
     def sample():
         with open("/proc/stat") as stat:
             fields = [int(v) for v in stat.readline().split()[1:]]
+        fields = fields[:8]  # user .. steal; guest time is already counted in user and nice
         return sum(fields), fields[3] + fields[4]  # total and idle + iowait jiffies
 
     try:

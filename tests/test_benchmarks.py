@@ -55,6 +55,7 @@ def test_speed_trains_the_solution_as_notebook_04_does(speed):
     assert model.layers[0].W.grad is None  # the copy trained, not the model it was built from
 
 
+@pytest.mark.slow
 def test_speed_runs_end_to_end_and_prints_every_figure():
     pytest.importorskip("torch", reason="the speed benchmark compares with PyTorch (the crosscheck extra)")
     out = run_script("benchmarks/speed.py", "--threads", "1", "--nets", "784-16-10", "--batch", "256",
@@ -68,6 +69,7 @@ def test_speed_runs_end_to_end_and_prints_every_figure():
     assert "L1 dout @ W.T (skipped)" in out and "--- profile" in out and "fit adds" in out
 
 
+@pytest.mark.slow
 def test_accuracy_runs_notebook_04_and_reads_its_result():
     notebook = ROOT / "notebooks" / "04_training.ipynb"
     if not runnable_here([notebook]):

@@ -94,6 +94,16 @@ LAYER_MISTAKES = {
         "        if not self.needs_input_grad:\n            return None\n",
         "        if not self.needs_input_grad:\n            return None\n"
         "        self.W.grad = self.x.T @ dout\n        self.b.grad = dout.sum(axis=0)\n", {"test_linear_skip_dx"}),
+    "linear: computes dx, then returns None": (
+        "linear", "        if not self.needs_input_grad:\n            return None\n        return dout @ self.W.data.T\n",
+        "        dx = dout @ self.W.data.T\n        return dx if self.needs_input_grad else None\n",
+        {"test_linear_skip_dx"}),
+    "linear: dx first and without the transpose (the skip itself is right)": (
+        "linear", "        self.W.grad = self.x.T @ dout\n        self.b.grad = dout.sum(axis=0)\n"
+        "        if not self.needs_input_grad:\n            return None\n        return dout @ self.W.data.T\n",
+        "        dx = dout @ self.W.data if self.needs_input_grad else None\n"
+        "        self.W.grad = self.x.T @ dout\n        self.b.grad = dout.sum(axis=0)\n        return dx\n",
+        {"test_linear_dx", "test_linear_dW", "test_linear_db"}),
     "relu: forward clips its input in place": (
         "relu", "return np.maximum(x, 0)", "x[x < 0] = 0\n        return x", {"test_relu_forward"}),
     "relu: backward ignores dout": (
