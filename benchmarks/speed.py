@@ -475,8 +475,12 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
     variants = list(VARIANTS) if with_fit else ["numpy", "torch"]
     if args.all_dx:
         variants.insert(1, ALL_DX)
-    states = {v: (torch_state(base) if v == "torch" else all_dx_state(base, training, losses) if v == ALL_DX
-                  else numpy_state(base, training, losses)) for v in variants}
+    def new_state(v):
+        if v == "torch":
+            return torch_state(base)
+        return (all_dx_state if v == ALL_DX else numpy_state)(base, training, losses)
+
+    states = {v: new_state(v) for v in variants}
     rngs = {v: np.random.default_rng(SEED + 1) for v in variants}  # same batch order for every variant
 
     def run(v):
@@ -488,8 +492,7 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
 
     # warm-up: a few batches through a throw-away copy of every variant (allocator, BLAS threads, torch)
     for v in variants:
-        st = torch_state(base) if v == "torch" else all_dx_state(base, training, losses) if v == ALL_DX \
-            else numpy_state(base, training, losses)
+        st = new_state(v)
         warm_rng = np.random.default_rng(0)
         if v == "torch":
             epoch_torch(st, x[:8 * batch], y[:8 * batch], batch, warm_rng)
@@ -510,9 +513,7 @@ def bench_config(sol, data, net: str, batch: int, args, with_fit: bool) -> dict:
     bound = gemm_bound(sizes, batch, len(x))
     result = {"net": net, "batch": batch, "numpy": statistics.median(times["numpy"]),
               "torch": statistics.median(times["torch"]), "ratio": paired("numpy", "torch"),
-              "bound": bound["bound"], "bound_all_dx": bound["bound_all_dx"],
-              "fit_overhead": paired("fit", "numpy") - 1 if "fit" in times else None,
-              "tqdm_overhead": paired("fit+tqdm", "numpy") - 1 if "fit+tqdm" in times else None}
+              "bound": bound["bound"]}
     if with_fit:
         from lablib.training import fit
 

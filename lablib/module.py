@@ -99,10 +99,12 @@ class Module:
     def modules(self) -> list["Module"]:
         """This module and every module inside it (children, their children, ...), each once."""
         found: list[Module] = []
+        seen: set[int] = set()
 
         def visit(module: Module) -> None:
-            if any(m is module for m in found):
+            if id(module) in seen:
                 return
+            seen.add(id(module))
             found.append(module)
             for _, child in module.named_children():
                 visit(child)

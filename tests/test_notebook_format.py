@@ -82,14 +82,15 @@ def test_written_questions_are_manually_graded_markdown(path):
 def test_points_in_the_intro_table_and_the_readme_match_the_cells(path):
     """The points a student and an instructor read (the notebook's opening table, the README's
     table) are the points the cells carry."""
-    graded = [c for c in cells.load(path).cells if meta(c).get("grade")]
+    nb = cells.load(path)
+    graded = [c for c in nb.cells if meta(c).get("grade")]
     auto = sum(meta(c)["points"] for c in graded if c.cell_type == "code")
     written = sum(meta(c)["points"] for c in graded if c.cell_type == "markdown")
     readme = (path.parent.parent / "README.md").read_text()
     row = re.search(rf"^\| `{path.stem}` \|.*\| (\d+) \+ (\d+) written \|$", readme, re.M)
     assert row, f"README.md has no row for {path.stem}"
     assert (int(row[1]), int(row[2])) == (auto, written)
-    intro = cells.load(path).cells[0].source
+    intro = nb.cells[0].source
     table = [int(n) for n in re.findall(r"^\|[^|\n]+\|[^|\n]+\| (\d+) \|$", intro, re.M)]
     assert table, "the notebook opens with a table of its parts and their points"
     assert sum(table) == auto + written
