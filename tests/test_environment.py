@@ -70,3 +70,34 @@ def test_the_readme_lab_command_starts_jupyterlab(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_setup_runs_pip_only_when_pyproject_or_extras_change(tmp_path):
+    """scripts/venv.sh installs once, then starts without pip (and without a network) until
+    pyproject.toml or LABLIB_EXTRAS change; a failed install is retried next time."""
+    venv, log = tmp_path / "venv", tmp_path / "pip.log"
+    (venv / "bin").mkdir(parents=True)
+    fake = venv / "bin" / "python"  # records what pip would have been asked; fails when told to
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n[ -z "$FAIL" ]\n')
+    fake.chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    (project / "scripts").mkdir()
+    (project / "scripts" / "venv.sh").write_text((ROOT / "scripts" / "venv.sh").read_text())
+
+    def setup(**env):
+        script = "set -e; source scripts/venv.sh"
+        done = subprocess.run(["bash", "-c", script], cwd=project, capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"], "LABLIB_VENV": str(venv), **env})
+        calls = log.read_text().splitlines() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return done.returncode, calls
+
+    assert setup(FAIL="1")[0] != 0                   # pip failed: nothing recorded as installed
+    assert setup() == (0, ["-m pip install --quiet --disable-pip-version-check -e ."])
+    assert setup() == (0, [])                        # already installed: no pip
+    assert setup(LABLIB_EXTRAS="crosscheck")[1] == ["-m pip install --quiet --disable-pip-version-check -e .[crosscheck]"]
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "2"\n')
+    assert len(setup(LABLIB_EXTRAS="crosscheck")[1]) == 1
+    assert setup(LABLIB_EXTRAS="crosscheck") == (0, [])
