@@ -135,7 +135,8 @@ def _as_images(images: np.ndarray) -> np.ndarray:
 
 
 def plot_image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, ncols: int = 8,
-                    diverging: bool = True, colorbar_label: str = "", title: str = "") -> Figure:
+                    diverging: bool = True, colorbar_label: str = "", title: str = "",
+                    panel_inches: float = 1.3) -> Figure:
     """Images in a grid, one panel each, all on the same colour scale.
 
     Inputs:
@@ -144,6 +145,7 @@ def plot_image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, 
         diverging: True for signed values such as weights: DIVERGING_CMAP with limits ±max|images|, so
             that zero is white, and one colour bar for the whole grid. False for the data set's images:
             IMAGE_CMAP between their minimum and maximum, no colour bar.
+        panel_inches: the width of one image panel.
     Returns:
         the Figure; `fig.axes` holds the N image panels first (then the colour bar's axes).
     """
@@ -152,7 +154,8 @@ def plot_image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, 
         raise ValueError(f"{len(titles)} titles for {len(images)} images")
     ncols = max(1, min(ncols, len(images)))
     nrows = -(-len(images) // ncols)
-    fig = Figure(figsize=(1.3 * ncols + (1.0 if diverging else 0.0), 1.4 * nrows + (0.5 if title else 0.2)),
+    fig = Figure(figsize=(panel_inches * ncols + (1.0 if diverging else 0.0),
+                          (panel_inches + 0.1) * nrows + (0.5 if title else 0.2)),
                  layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     if diverging:
