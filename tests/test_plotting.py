@@ -51,6 +51,8 @@ def test_data_images_are_grey_with_their_own_range_and_no_colour_bar():
     assert len(panels) == 3
     assert all(ax.images[0].get_clim() == (0.0, 47.0) and ax.images[0].get_cmap().name == IMAGE_CMAP for ax in panels)
     assert not [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    big = plot_image_grid(images[:1], diverging=False, panel_inches=3.0)
+    assert big.get_size_inches()[0] == pytest.approx(3.0)  # one panel of the width asked for
 
 
 @pytest.mark.parametrize("bad, message", [
