@@ -2,14 +2,32 @@
 
 A test cell asserts on it (`report.assert_ok("dW")`), so a failing autograded cell shows the student
 the diagnosis; a notebook cell that ends with the report displays it as a small table.
+
+How it reads in a notebook (IPython/Jupyter):
+- a failing `assert_ok` raises `CheckFailed`, which renders itself (IPython's `_render_traceback_`):
+  the failed rows and their diagnosis first, wrapped at word boundaries, and no traceback through
+  lablib, whose frames say nothing about the student's code;
+- a test cell whose checks all passed ends with one line saying so (`PassedChecks`, shown after the
+  cell by an IPython `post_run_cell` callback registered on the first `assert_ok`);
+- each test cell shows only the rows it grades: `assert_ok("dx")` never shows the dW row.
+Outside IPython (pytest, the grader, a script) nothing is displayed: the AssertionError's message
+carries the same text.
 """
 
 from __future__ import annotations
 
 import html
+import sys
+import textwrap
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["Item", "CheckReport"]
+__all__ = ["Item", "CheckReport", "CheckFailed", "PassedChecks", "TEXT_WIDTH"]
+
+#: Column at which text reports wrap (at word boundaries): narrower than a notebook's output area,
+#: so that the browser never wraps a line in the middle of a word.
+TEXT_WIDTH = 88
+_RED, _GREEN, _BOLD, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
 
 
 @dataclass
@@ -71,18 +89,25 @@ class CheckReport:
         if unknown:
             raise KeyError(f"no check named {unknown}; this report has {list(self.items)}")
         if not all(self.items[n].passed for n in wanted):
-            raise AssertionError("\n" + self.to_text(wanted))
+            raise CheckFailed(self, wanted)
+        _cell_summary.passed(wanted)
 
-    def to_text(self, names: tuple[str, ...] | None = None) -> str:
+    def to_text(self, names: tuple[str, ...] | None = None, *, color: bool = False) -> str:
+        """The title, one row per named item (all by default) with its problems, and the notes;
+        wrapped at TEXT_WIDTH. color: ANSI colours for a terminal or a notebook's error output."""
         shown = [self.items[n] for n in (names or self.items)]
         width = max([len(item.name) for item in shown] + [4])
-        lines = [self.title]
+        lines = _wrap(self.title, "", "    ")
         for item in shown:
             status = "ok    " if item.passed else "FAILED"
-            lines.append(f"  {item.name:<{width}}  {status}  {item.detail}".rstrip())
+            if color:
+                status = f"{_GREEN}{status}{_RESET}" if item.passed else f"{_BOLD}{_RED}{status}{_RESET}"
+            head = f"  {item.name:<{width}}  {status}  "
+            lines += _wrap(item.detail, head, " " * (width + 12)) if item.detail else [head.rstrip()]
             for problem in item.problems:
-                lines.append(f"  {'':<{width}}  -> {problem}")
-        lines += [f"  note: {note}" for note in self.notes]
+                lines += _wrap(problem, f"  {'':<{width}}  -> ", " " * (width + 7))
+        for note in self.notes:
+            lines += _wrap(note, "  note: ", "        ")
         return "\n".join(lines)
 
     __str__ = to_text
@@ -91,8 +116,12 @@ class CheckReport:
         return self.to_text()
 
     def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def to_html(self, names: tuple[str, ...] | None = None) -> str:
+        """The report as a small HTML table (the named items, all by default)."""
         rows = []
-        for item in self.items.values():
+        for item in (self.items[n] for n in (names or self.items)):
             colour = "#1a7f37" if item.passed else "#cf222e"
             status = "ok" if item.passed else "FAILED"
             problems = "".join(f"<li>{html.escape(p)}</li>" for p in item.problems)
@@ -110,3 +139,82 @@ class CheckReport:
             + (f"<ul style='color:#57606a'>{notes}</ul>" if notes else "")
             + "</div>"
         )
+
+
+def _wrap(text: str, first: str, rest: str) -> list[str]:
+    """`text` wrapped at word boundaries to TEXT_WIDTH, the first line after the prefix `first`
+    (which may hold ANSI codes: its visible width counts), the others indented by `rest`."""
+    visible = len(first) - sum(len(code) for code in (_RED, _GREEN, _BOLD) if code in first) \
+        - len(_RESET) * first.count(_RESET)
+    body = textwrap.wrap(text, width=TEXT_WIDTH, initial_indent="\0" * visible, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False) or [""]
+    return [first + body[0][visible:]] + body[1:]
+
+
+class CheckFailed(AssertionError):
+    """`assert_ok` found a failed item. The message is the report's text (for pytest and the grader);
+    in IPython the exception renders as that text alone, in colour, without a traceback."""
+
+    def __init__(self, report: CheckReport, names: tuple[str, ...]):
+        super().__init__("\n" + report.to_text(names))
+        self.report, self.names = report, tuple(names)
+
+    def failed(self) -> list[str]:
+        """The names among those asserted that failed."""
+        return [n for n in self.names if not self.report.items[n].passed]
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: which check failed, then the rows."""
+        head = f"{_BOLD}{_RED}Check failed: {', '.join(self.failed())}{_RESET}"
+        return [head] + self.report.to_text(self.names, color=True).splitlines()
+
+
+@dataclass
+class PassedChecks:
+    """What a test cell shows when every check in it passed: one line naming them."""
+
+    names: list[str]
+
+    def __repr__(self) -> str:
+        listed = ", ".join(self.names)
+        return f"✓ passed: {listed}" if len(listed) <= TEXT_WIDTH - 10 else f"✓ all {len(self.names)} checks passed"
+
+    def _repr_html_(self) -> str:
+        return f"<div style='color:#1a7f37;font-weight:bold'>{html.escape(repr(self))}</div>"
+
+
+class _CellSummary:
+    """Collects the names that `assert_ok` accepted during one IPython cell and shows them in one
+    line after the cell when it ran without an error. Registered with IPython on first use, so it
+    never touches a process that is not an IPython shell."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.shell: Any = None
+
+    def passed(self, names: tuple[str, ...]) -> None:
+        shell = self._shell()
+        if shell is None:
+            return
+        self.names += [n for n in names if n not in self.names]
+
+    def _shell(self) -> Any:
+        if "IPython" not in sys.modules:  # not imported: certainly not running in IPython
+            return None
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and shell is not self.shell:
+            shell.events.register("post_run_cell", self.after_cell)
+            self.shell = shell
+        return shell
+
+    def after_cell(self, result: Any) -> None:
+        names, self.names = self.names, []
+        if names and getattr(result, "success", False):
+            from IPython.display import display
+
+            display(PassedChecks(names))
+
+
+_cell_summary = _CellSummary()
