@@ -27,6 +27,7 @@ __all__ = ["Item", "CheckReport", "CheckFailed", "PassedChecks", "TEXT_WIDTH"]
 #: Column at which text reports wrap (at word boundaries): narrower than a notebook's output area,
 #: so that the browser never wraps a line in the middle of a word.
 TEXT_WIDTH = 88
+_TOP = "vertical-align:top"  # a row's name and status beside its first line, not beside its middle
 _RED, _GREEN, _BOLD, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
 
 
@@ -125,11 +126,12 @@ class CheckReport:
             colour = "#1a7f37" if item.passed else "#cf222e"
             status = "ok" if item.passed else "FAILED"
             problems = "".join(f"<li>{html.escape(p)}</li>" for p in item.problems)
+            problems = f"<ul style='margin:0.2em 0'>{problems}</ul>" if problems else ""
             rows.append(
-                f"<tr><td><code>{html.escape(item.name)}</code></td>"
-                f"<td style='color:{colour};font-weight:bold'>{status}</td>"
-                f"<td style='text-align:left'>{html.escape(item.detail)}"
-                f"{'<ul>' + problems + '</ul>' if problems else ''}</td></tr>"
+                f"<tr><td style='{_TOP}'><code>{html.escape(item.name)}</code></td>"
+                f"<td style='{_TOP};color:{colour};font-weight:bold'>{status}</td>"
+                f"<td style='{_TOP};text-align:left'>{html.escape(item.detail)}"
+                f"{problems}</td></tr>"
             )
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
         return (
