@@ -17,6 +17,7 @@ carries the same text.
 from __future__ import annotations
 
 import html
+import re
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = ["Item", "CheckReport", "CheckFailed", "PassedChecks", "TEXT_WIDTH"]
 #: so that the browser never wraps a line in the middle of a word.
 TEXT_WIDTH = 88
 _TOP = "vertical-align:top"  # a row's name and status beside its first line, not beside its middle
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _RED, _GREEN, _BOLD, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
 
 
@@ -80,10 +82,12 @@ class CheckReport:
         return [name for name, item in self.items.items() if not item.passed]
 
     def assert_ok(self, *names: str) -> None:
-        """Raise AssertionError (with the diagnosis) unless every named item passed.
+        """Raise `CheckFailed` (an AssertionError carrying the diagnosis of the named items only)
+        unless every named item passed.
 
         With no names, every item must pass. An unknown name is an error of the test, not of the
-        student, and raises KeyError listing the known ones.
+        student, and raises KeyError listing the known ones. When they pass inside IPython, the names
+        are noted for the one line shown after the cell ("✓ passed: dx").
         """
         wanted = names or tuple(self.items)
         unknown = [n for n in wanted if n not in self.items]
@@ -146,8 +150,7 @@ class CheckReport:
 def _wrap(text: str, first: str, rest: str) -> list[str]:
     """`text` wrapped at word boundaries to TEXT_WIDTH, the first line after the prefix `first`
     (which may hold ANSI codes: its visible width counts), the others indented by `rest`."""
-    visible = len(first) - sum(len(code) for code in (_RED, _GREEN, _BOLD) if code in first) \
-        - len(_RESET) * first.count(_RESET)
+    visible = len(_ANSI.sub("", first))
     body = textwrap.wrap(text, width=TEXT_WIDTH, initial_indent="\0" * visible, subsequent_indent=rest,
                          break_long_words=False, break_on_hyphens=False) or [""]
     return [first + body[0][visible:]] + body[1:]
