@@ -93,3 +93,12 @@ def runnable_here(notebooks: list[Path]) -> list[Path]:
         return list(notebooks)
     except DatasetNotFoundError:
         return [p for p in notebooks if "load_dataset(" not in p.read_text()]
+
+
+@pytest.fixture(scope="session")
+def student_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The student release folder (`lablib release` into a temporary build folder), built once per
+    session for the tests that only read or copy it (the browser and release-environment tests)."""
+    from lablib.grading.release import release
+
+    return release(tmp_path_factory.mktemp("release-build")).folder

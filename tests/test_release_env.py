@@ -21,7 +21,6 @@ import nbformat
 import pytest
 
 from lablib import cells
-from lablib.grading.release import release
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds for pip to install the requirements, and for one notebook to run.
@@ -34,8 +33,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return release(tmp_path_factory.mktemp("build")).folder
+def released(student_release: Path) -> Path:
+    return student_release
 
 
 @pytest.fixture(scope="module")
