@@ -25,6 +25,9 @@ from lablib import cells
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds for pip to install the requirements, and for one notebook to run.
 PIP_TIMEOUT_S, NOTEBOOK_TIMEOUT_S = 900, 600
+#: pip's patience with the network: without it, an offline machine retries every package for minutes
+#: before trying the local indexes and wheel folders a machine may be configured with.
+PIP_NETWORK = ("--retries", "1", "--timeout", "30")
 #: What pip prints when it cannot reach the package index (then the test skips: no network here).
 OFFLINE_SIGNS = ("Failed to establish a new connection", "Temporary failure in name resolution",
                  "Network is unreachable", "Could not fetch URL", "ProxyError", "connection refused")
@@ -44,7 +47,7 @@ def student_python(released: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     proc = subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", *PIP_NETWORK,
          "-r", str(released / "requirements.txt")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=PIP_TIMEOUT_S)
     if proc.returncode != 0:
