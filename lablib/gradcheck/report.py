@@ -4,7 +4,7 @@ A test cell asserts on it (`report.assert_ok("dW")`), so a failing autograded ce
 the diagnosis; a notebook cell that ends with the report displays it as a small table.
 
 How it reads in a notebook (IPython/Jupyter):
-- a failing `assert_ok` raises `CheckFailed`, which renders itself (IPython's `_render_traceback_`):
+- a failing `assert_ok` raises an AssertionError that renders itself (IPython's `_render_traceback_`):
   the failed rows and their diagnosis first, wrapped at word boundaries, and no traceback through
   lablib, whose frames say nothing about the student's code;
 - a test cell whose checks all passed ends with one line saying so (`PassedChecks`, shown after the
@@ -23,7 +23,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Item", "CheckReport", "CheckFailed", "PassedChecks", "TEXT_WIDTH"]
+__all__ = ["Item", "CheckReport", "check_failed", "FailureRendering", "PassedChecks", "TEXT_WIDTH"]
 
 #: Column at which text reports wrap (at word boundaries): narrower than a notebook's output area,
 #: so that the browser never wraps a line in the middle of a word.
@@ -82,7 +82,7 @@ class CheckReport:
         return [name for name, item in self.items.items() if not item.passed]
 
     def assert_ok(self, *names: str) -> None:
-        """Raise `CheckFailed` (an AssertionError carrying the diagnosis of the named items only)
+        """Raise an AssertionError carrying the diagnosis of the named items only (`check_failed`)
         unless every named item passed.
 
         With no names, every item must pass. An unknown name is an error of the test, not of the
@@ -94,7 +94,7 @@ class CheckReport:
         if unknown:
             raise KeyError(f"no check named {unknown}; this report has {list(self.items)}")
         if not all(self.items[n].passed for n in wanted):
-            raise CheckFailed(self, wanted)
+            raise check_failed(self, wanted)
         _cell_summary.passed(wanted)
 
     def to_text(self, names: tuple[str, ...] | None = None, *, color: bool = False) -> str:
@@ -156,22 +156,31 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
     return [first + body[0][visible:]] + body[1:]
 
 
-class CheckFailed(AssertionError):
-    """`assert_ok` found a failed item. The message is the report's text (for pytest and the grader);
-    in IPython the exception renders as that text alone, in colour, without a traceback."""
+@dataclass(frozen=True)
+class FailureRendering:
+    """How IPython shows a failed `assert_ok` instead of a traceback (IPython calls an exception's
+    `_render_traceback_` when it has one): which check failed, then its rows, in colour."""
 
-    def __init__(self, report: CheckReport, names: tuple[str, ...]):
-        super().__init__("\n" + report.to_text(names))
-        self.report, self.names = report, tuple(names)
+    report: CheckReport
+    names: tuple[str, ...]
 
     def failed(self) -> list[str]:
         """The names among those asserted that failed."""
         return [n for n in self.names if not self.report.items[n].passed]
 
-    def _render_traceback_(self) -> list[str]:
-        """What IPython shows instead of a traceback: which check failed, then the rows."""
+    def __call__(self) -> list[str]:
         head = f"{_BOLD}{_RED}Check failed: {', '.join(self.failed())}{_RESET}"
         return [head] + self.report.to_text(self.names, color=True).splitlines()
+
+
+def check_failed(report: CheckReport, names: tuple[str, ...]) -> AssertionError:
+    """The AssertionError a failed `assert_ok` raises: a plain AssertionError (what pytest, nbgrader
+    and the grader expect, named as students know it) whose message is the text of the named rows,
+    and which renders itself in IPython (`_render_traceback_`) as those rows, without a traceback
+    through lablib. `.check` holds the FailureRendering (the report and the names)."""
+    error = AssertionError("\n" + report.to_text(names))
+    error.check = error._render_traceback_ = FailureRendering(report, tuple(names))
+    return error
 
 
 @dataclass
