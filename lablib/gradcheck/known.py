@@ -110,9 +110,8 @@ class KnownFunction:
             self._note(f"f received an array of shape {received.shape} instead of x's shape {original.shape}: "
                        "perturb one entry of (a copy of) x and pass the whole array.")
         else:
-            changed = int(np.count_nonzero(received != original))
-            if changed > 1:
-                self._note(f"f received an array in which {changed} entries differed from x: each entry must be "
+            if int(np.count_nonzero(received != original)) > 1:
+                self._note("f received an array in which more than one entry differed from x: each entry must be "
                            "restored to its original value before the next one is perturbed.")
         via = self._lablib_callers()
         if via:

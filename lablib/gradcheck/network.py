@@ -46,14 +46,15 @@ def _relu_sentences(name: str, received: np.ndarray, numeric: np.ndarray, X: np.
     on = np.flatnonzero(np.all(pre > UNIT_MARGIN, axis=0))
     cols = (lambda g, j: g[:, j]) if received.ndim == 2 else (lambda g, j: g[j])
     scale = max(float(np.max(np.abs(received))), float(np.max(np.abs(numeric))), 1e-12)
-    leaking = [int(j) for j in off if np.max(np.abs(cols(received, j))) > NAMED_TOL * scale]
+    # an inactive unit gets no gradient through the network: the numeric one holds only its L2 term
+    leaking = [int(j) for j in off if np.max(np.abs(cols(received, j) - cols(numeric, j))) > NAMED_TOL * scale]
     if leaking:
         return [f"{name} is non-zero for hidden unit{'s' if len(leaking) > 1 else ''} {leaking}, which the ReLU "
                 "switched off for every sample (z = X W1 + b1 < 0): no gradient may flow through an inactive unit. "
                 "The ReLU mask is missing or taken from the wrong array: multiply the gradient reaching the hidden "
                 "layer by (z > 0), computed from the pre-activation z (or h > 0)."]
     wrong_on = [int(j) for j in on if _scaled(cols(received, j), cols(numeric, j)) > NAMED_TOL]
-    right_off = all(np.max(np.abs(cols(received, j))) <= NAMED_TOL * scale for j in off)
+    right_off = all(np.max(np.abs(cols(received, j) - cols(numeric, j))) <= NAMED_TOL * scale for j in off)
     if wrong_on and len(off) and right_off:
         return [f"{name} is wrong for hidden unit{'s' if len(wrong_on) > 1 else ''} {wrong_on}, which is on for every "
                 "sample, where the ReLU passes the gradient through unchanged: is the mask taken from another array "
@@ -66,11 +67,13 @@ def _named(name: str, received: np.ndarray, numeric: np.ndarray, param: np.ndarr
     """Sentences for the mistakes that explain `received`, most specific first."""
     candidates: list[tuple[np.ndarray, str]] = []
     if n > 1:
+        penalty = 2 * reg * param if param.ndim == 2 else 0.0  # the L2 part carries no 1/N
+        data = numeric - penalty
         candidates += [
-            (n * numeric, f"{name} is N = {n} times too large (N is the batch size): the loss is the mean over the "
-                          "batch, so the gradient of the scores is (p − y)/N; did you leave out the 1/N?"),
-            (numeric / n, f"{name} is N = {n} times too small (N is the batch size): the 1/N of the mean belongs "
-                          "in the gradient once; did you divide by N twice?"),
+            (n * data + penalty, f"{name} is N = {n} times too large (N is the batch size): the loss is the mean over "
+                                 "the batch, so the gradient of the scores is (p − y)/N; did you leave out the 1/N?"),
+            (data / n + penalty, f"{name} is N = {n} times too small (N is the batch size): the 1/N of the mean "
+                                 "belongs in the gradient once; did you divide by N twice?"),
         ]
     if reg and param.ndim == 2:
         candidates += [
