@@ -288,3 +288,11 @@ def two_layer_loss(W1, b1, W2, b2, X, y, reg):
 def test_correct_answers_in_other_styles_get_full_marks(style):
     gid, source = ALTERNATIVES[style]
     assert failing_cells(STEM, {gid: source}) == set()
+
+
+#: A few of the mistakes above in the one-replacement form the end-to-end grading test uses
+#: (tests/test_grading.py): graded through the sandbox, they must cost exactly the same cells.
+GRADING_MISTAKES = {
+    name: (MISTAKES[name][0], *MISTAKES[name][1][0], MISTAKES[name][2])
+    for name in ["central: lablib's numeric gradient", "best_step: the largest error", "network: ReLU mask missing"]
+}
