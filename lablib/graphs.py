@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = ["GraphNode", "draw_graph", "NODE_RADIUS"]
@@ -36,6 +37,7 @@ def draw_graph(
     edges: Sequence[tuple[str, str] | tuple[str, str, str]],
     title: str = "",
     figsize: tuple[float, float] = (11.0, 5.0),
+    ax: Axes | None = None,
 ) -> Figure:
     """A figure of the graph: nodes as circles with their value above (black) and gradient below (red);
     edges as arrows in the forward direction, with an optional label (a weight, say) at their middle.
@@ -43,8 +45,10 @@ def draw_graph(
     Inputs:
         nodes: the nodes; names must be unique.
         edges: (from, to) or (from, to, label), by node name.
+        ax: the Axes to draw on (e.g. from `plt.subplots()`, which a notebook shows inline); default a
+            new Figure of `figsize`, not registered with pyplot.
     Returns:
-        a matplotlib Figure (end a notebook cell with it to show it).
+        the Figure drawn on.
     """
     by_name: dict[str, GraphNode] = {}
     for node in nodes:
@@ -56,8 +60,9 @@ def draw_graph(
         if missing:
             raise ValueError(f"edge {edge[:2]} refers to {missing}, which is not a node; "
                              f"the nodes are {sorted(by_name)}")
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax = fig.subplots()
+    if ax is None:
+        ax = Figure(figsize=figsize, layout="constrained").subplots()
+    fig = ax.figure
     for edge in edges:
         start, end = by_name[edge[0]].xy, by_name[edge[1]].xy
         ax.annotate("", xy=end, xytext=start,
@@ -70,9 +75,9 @@ def draw_graph(
         x, y = node.xy
         ax.add_patch(_circle((x, y)))
         ax.text(x, y, node.label, ha="center", va="center", fontsize=11, fontweight="bold")
-        ax.text(x, y + NODE_RADIUS + 0.08, f"{node.value:.4g}", ha="center", va="bottom", fontsize=9)
+        ax.text(x, y + NODE_RADIUS + 0.08, f"{node.value + 0.0:.4g}", ha="center", va="bottom", fontsize=9)
         if node.grad is not None:
-            ax.text(x, y - NODE_RADIUS - 0.08, f"∂L {node.grad:+.4g}", ha="center", va="top", fontsize=9,
+            ax.text(x, y - NODE_RADIUS - 0.08, f"∂L {node.grad + 0.0:+.4g}", ha="center", va="top", fontsize=9,
                     color="#cf222e")
     xs = [n.xy[0] for n in nodes] or [0.0]
     ys = [n.xy[1] for n in nodes] or [0.0]

@@ -41,3 +41,10 @@ def test_bad_graphs_are_refused_with_the_reason():
         draw_graph(NODES, [("x", "y")])
     with pytest.raises(ValueError, match="two nodes are named 'x'"):
         draw_graph([*NODES, GraphNode("x", "x again", (1.0, 1.0), 0.0)], [])
+
+
+def test_it_draws_on_an_axes_it_is_given():
+    fig = Figure()
+    ax = fig.subplots()
+    assert draw_graph(NODES, [("x", "z")], ax=ax) is fig
+    assert "1.5" in [t.get_text() for t in ax.texts]
