@@ -112,6 +112,9 @@ def test_crashes_wrong_returns_and_mutations_are_reported():
     report = check_two_layer(lambda *a: (1.0, list(make_loss()(*a)[1].values())), *network(0), reg=0.0)
     assert report.failed() == ["dW1", "db1", "dW2", "db2"] and "dict with keys" in problems(report, "db1")
 
+    report = check_two_layer(lambda *a: ("2.0", make_loss()(*a)[1]), *network(0), reg=0.0)
+    assert "loss" in report.failed() and "must be a number" in problems(report, "loss")
+
     def mutating(W1, b1, W2, b2, X, y, reg):
         X -= 1.0
         return make_loss()(W1, b1, W2, b2, X, y, reg)

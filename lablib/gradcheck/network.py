@@ -127,7 +127,8 @@ def check_two_layer(
         result = loss_fn(*given, reg)
     except NotImplementedError:
         for item in report.items.values():
-            item.fail("two_layer_loss is not implemented yet: replace the `raise NotImplementedError()` with your code")
+            item.fail(f"{getattr(loss_fn, '__name__', 'the function')} is not implemented yet: replace the "
+                      "`raise NotImplementedError()` with your code")
         return report
     except Exception as exc:  # noqa: BLE001 - any error in the student's code is reported, not raised
         for item in report.items.values():
@@ -142,13 +143,15 @@ def check_two_layer(
     loss, grads = result
     if np.ndim(loss) != 0:
         loss_item.fail(f"loss has shape {np.shape(loss)}; it must be one number, the mean over the batch plus the penalty.")
+    elif not isinstance(loss, (int, float, np.number)) or isinstance(loss, (bool, np.bool_)):
+        loss_item.fail(f"loss is a {type(loss).__name__}; it must be a number (return float(loss)).")
     elif not np.isfinite(float(loss)):
         loss_item.fail(f"loss is {float(loss)}: an overflow (exp of large scores?) or log(0). Subtract each row's "
                        "maximum from the scores and use log-sum-exp.")
     if loss_item.passed:
         loss_item.detail = f"value {float(loss):.6g}, a finite scalar, arguments unchanged"
     if not isinstance(grads, dict) or not set(PARAMETERS) <= set(grads):
-        keys = sorted(grads) if isinstance(grads, dict) else type(grads).__name__
+        keys = sorted(map(str, grads)) if isinstance(grads, dict) else type(grads).__name__
         for item in items.values():
             item.fail(f"grads must be a dict with keys {list(PARAMETERS)}; received {keys}.")
         return report
