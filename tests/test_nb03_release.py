@@ -10,6 +10,7 @@ and refuses to release a notebook with one in an answer cell (the last test show
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,8 @@ from test_release import build, folder  # noqa: F401 - the module-scoped release
 
 STEM = "03_backprop"
 SCHEME = "**Marking scheme**"
+#: Cells of notebook 03 that draw a figure (shown inline by the kernel).
+FIGURES = {"worked_graph", "step_plot"}
 
 
 def written_answers(nb):
@@ -54,3 +57,41 @@ def test_nbgrader_refuses_a_mark_scheme_region_in_an_answer_cell():
     nb.cells.append(cell)
     with pytest.raises(RuntimeError, match="Mark scheme region detected in a non-grade cell"):
         ClearMarkScheme().preprocess(nb, {})
+
+
+def fill_with_solutions(path: Path) -> None:
+    """Write the source's answers into a released notebook, as a student who solved everything would."""
+    source = {c.id: c.source for c in load_notebook(STEM).cells if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.id in source:
+            text = source[cell.id]
+            if cell.cell_type == "code":
+                text = "\n".join(line for line in text.splitlines() if not line.strip().startswith(("### BEGIN", "### END")))
+            else:
+                text = text.split(SCHEME)[0].strip()
+            cell.source = text
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+def test_the_release_filled_with_the_solutions_runs_in_a_kernel_and_scores_full_marks(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    """A Jupyter kernel in the student folder (its own lablib), plots inline; then the self-check: 9/9."""
+    from nbclient import NotebookClient
+
+    from lablib.grading.check import CHECKED, check
+
+    student = shutil.copytree(folder, tmp_path / "student")
+    path = student / f"{STEM}.ipynb"
+    fill_with_solutions(path)
+    nb = nbformat.read(path, as_version=4)
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own inline backend, as in JupyterLab
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(student)}}).execute()
+    errors = {c.id: o.get("ename") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"}
+    assert errors == {}
+    drawn = {c.id for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})}
+    assert drawn == FIGURES
+    (result,) = check([path], timeout=120).notebooks
+    assert result.status == CHECKED and result.earned == result.possible == 9, result.to_text()
