@@ -18,6 +18,8 @@ __all__ = ["GraphNode", "draw_graph", "NODE_RADIUS"]
 
 #: Radius of a node's circle, in the data units of the positions.
 NODE_RADIUS = 0.32
+#: A white box behind the numbers, so that an arrow passing under one does not hide it.
+_LABEL_BOX = {"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.9}
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,11 @@ def draw_graph(
         x, y = node.xy
         ax.add_patch(_circle((x, y)))
         ax.text(x, y, node.label, ha="center", va="center", fontsize=11, fontweight="bold")
-        ax.text(x, y + NODE_RADIUS + 0.08, f"{node.value + 0.0:.4g}", ha="center", va="bottom", fontsize=9)
+        ax.text(x, y + NODE_RADIUS + 0.08, f"{node.value + 0.0:.4g}", ha="center", va="bottom", fontsize=9,
+                bbox=_LABEL_BOX, zorder=3)
         if node.grad is not None:
             ax.text(x, y - NODE_RADIUS - 0.08, f"∂L {node.grad + 0.0:+.4g}", ha="center", va="top", fontsize=9,
-                    color="#cf222e")
+                    color="#cf222e", bbox=_LABEL_BOX, zorder=3)
     xs = [n.xy[0] for n in nodes] or [0.0]
     ys = [n.xy[1] for n in nodes] or [0.0]
     ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
