@@ -90,6 +90,9 @@ MISTAKES = {
     "forward: never restores an entry": (
         "finite_differences", [("        grad[idx] = (f(x) - f_x) / h\n        x[idx] = saved\n",
                                 "        grad[idx] = (f(x) - f_x) / h\n")], {FORWARD}),
+    "forward: perturbs the caller's array (no copy)": (
+        "finite_differences", [("    x = np.array(x, dtype=np.float64)\n    f_x = f(x)", "    x = np.asarray(x, dtype=np.float64)\n    f_x = f(x)")],
+        {FORWARD}),
     "forward: lablib's numeric gradient": (
         "finite_differences", [(FORWARD_BODY, CALLS_LABLIB)], {FORWARD}),
     "step_errors: the signed error": (
@@ -294,5 +297,6 @@ def test_correct_answers_in_other_styles_get_full_marks(style):
 #: (tests/test_grading.py): graded through the sandbox, they must cost exactly the same cells.
 GRADING_MISTAKES = {
     name: (MISTAKES[name][0], *MISTAKES[name][1][0], MISTAKES[name][2])
-    for name in ["central: lablib's numeric gradient", "best_step: the largest error", "network: ReLU mask missing"]
+    for name in ["central: lablib's numeric gradient", "forward: perturbs the caller's array (no copy)",
+                 "best_step: the largest error", "network: ReLU mask missing"]
 }
