@@ -86,7 +86,7 @@ from lablib import cells  # noqa: E402
 
 from . import paths  # noqa: E402
 from .check import _BLAS_THREAD_VARS, _outline, _read
-from .sandbox import Sandbox, WorkerLost  # noqa: E402
+from .sandbox import Sandbox, WorkerLost, preflight  # noqa: E402
 
 __all__ = [
     "GRADE_CELL_TIMEOUT_S", "GRADE_NOTEBOOK_TIMEOUT_S", "GRADE_MEMORY_MB", "STATUSES",
@@ -831,6 +831,8 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
                          "in_kernel": in_kernel})
     skipped = len(results)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    if todo:  # isolation (issue 13): no sandbox can start -> SandboxUnavailable before the first submission
+        preflight(memory_mb)
 
     def record(data: dict) -> None:
         grade = NotebookGrade.from_dict(data)
