@@ -175,6 +175,10 @@ def bwrap_command(bwrap: str, *, work: str | None, lib: str | None, hide: list[s
             cmd += ["--symlink", os.readlink(path), path]
     for path in SYSTEM_FILES:
         if os.path.isfile(path):
+            for parent in _dirs_for(path):
+                if parent not in made:
+                    made.add(parent)
+                    cmd += ["--perms", "0755", "--dir", parent]
             cmd += ["--ro-bind", path, path]
     for path in hide:  # a hidden folder inside a bound one gets an empty read-only cover
         if any(path.startswith(p + "/") for _, p in binds):
