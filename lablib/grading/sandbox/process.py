@@ -56,6 +56,8 @@ OPEN_FILES_LIMIT = 256
 PROCESS_LIMIT = 64
 #: Seconds to wait for a killed worker (or bubblewrap) to be reaped.
 REAP_TIMEOUT_S = 5.0
+#: Seconds a worker that closed its pipe gets to exit by itself, so that its exit status is known.
+EXIT_GRACE_S = 1.0
 #: bubblewrap's exit status for a child killed by a signal is 128 + the signal's number.
 SIGNAL_EXIT_BASE = 128
 #: The memory limit of the preflight's sandbox, in MiB.
@@ -185,8 +187,12 @@ class Sandbox:
     def output(self) -> str:
         return self._tail.text(1.0) if self._tail else ""
 
-    def stop_process(self) -> int | None:
-        """Kill the worker and everything it started; returns its exit status (None: unknown)."""
+    def stop_process(self, grace: float = 0.0) -> int | None:
+        """Kill the worker and everything it started; returns its exit status (None: unknown).
+
+        grace: seconds to let a worker that is ending by itself (it closed the pipe) finish first, so
+        that its own exit status is the one reported.
+        """
         proc, self.proc = self.proc, None
         for fd in self._fds:
             if fd >= 0:
@@ -197,6 +203,11 @@ class Sandbox:
         self._fds = (-1, -1)
         if proc is None:
             return None
+        if grace:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
         try:  # its session: the worker (or bubblewrap, whose pid namespace dies with it)
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -222,7 +233,7 @@ class Sandbox:
         self.close()
 
     def _lost(self, why: str, *, timed_out: bool = False) -> None:
-        code = self.stop_process()
+        code = self.stop_process(grace=0.0 if timed_out else EXIT_GRACE_S)
         if timed_out:
             raise WorkerTimeout(why)
         if code == MEMORY_EXIT:
