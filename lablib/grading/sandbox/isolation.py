@@ -170,7 +170,7 @@ def bwrap_command(bwrap: str, *, work: str | None, lib: str | None, hide: list[s
                 cmd += ["--perms", "0755", "--dir", parent]
     for option, path in binds:
         cmd += [option, path, path]
-    for path in SYSTEM_LIBS + ("/bin",):
+    for path in SYSTEM_LIBS:
         if os.path.islink(path):
             cmd += ["--symlink", os.readlink(path), path]
     for path in SYSTEM_FILES:
