@@ -215,6 +215,17 @@ def test_the_scratch_folder_is_the_workers_alone():
     assert not sb.root.exists()
 
 
+def test_a_temp_folder_for_the_worker_is_never_made_through_its_symlink(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    with Sandbox({}, memory_mb=1024) as sb:
+        (sb.work / "tmp").rmdir()  # as the worker could: its own folder, replaced by a link to anywhere
+        (sb.work / "tmp").symlink_to(target)
+        with pytest.raises(OSError):
+            sb.make_temp_dir()
+    assert list(target.iterdir()) == []
+
+
 # ---- the worker's server, without a process
 
 
@@ -321,13 +332,14 @@ def test_a_worker_that_exits_is_a_death_and_one_out_of_memory_a_memory_loss():
     assert WorkerMemory.status == "killed for memory"
 
 
+@pytest.mark.skipif(iso.detect().level != iso.BWRAP, reason="only bubblewrap gives the worker a network namespace")
 def test_the_worker_has_no_network():
     with Sandbox({}, memory_mb=1024) as sb:
         sb.start()
         sb.deadline = time.monotonic() + 30
-        error = sb.exec_cell("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", "net")
-    if iso.detect().level == iso.BWRAP:
-        assert error and "OSError" in error or "Errno" in error, error
+        error = sb.exec_cell("import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)\n"
+                             "socket.create_connection(('1.1.1.1', 53), timeout=2)", "net")
+    assert error is not None and ("OSError" in error or "Errno" in error), error
 
 
 def test_stopping_a_worker_stops_every_process_it_started():

@@ -1,7 +1,7 @@
 """`lablib grade`: autograde every collected submission, with scores the submission cannot change.
 
 What runs where (per notebook of a submission; the source notebook is the instructor's, with hidden
-tests; `sandbox.py` describes the worker's isolation):
+tests; `sandbox/` describes the worker's isolation):
 
 - **Answer cells** (nbgrader `solution` code cells): the student's text, found by grade_id in their
   notebook (a missing or non-code one counts as the blank release version), runs in the *worker*.

@@ -25,6 +25,7 @@ to change) when none can start, so that an infrastructure fault is never graded 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import isolation as iso
 from . import wire
@@ -60,8 +61,8 @@ REAP_TIMEOUT_S = 5.0
 EXIT_GRACE_S = 1.0
 #: bubblewrap's exit status for a child killed by a signal is 128 + the signal's number.
 SIGNAL_EXIT_BASE = 128
-#: The memory limit of the preflight's sandbox, in MiB.
-PREFLIGHT_MEMORY_MB = 1024
+#: The memory limit of the preflight's sandbox when the caller gives none, in MiB.
+PREFLIGHT_MEMORY_MB = 2048
 
 #: The folder of the lablib package the worker runs (this one).
 LIB_DIR = Path(__file__).resolve().parent.parent.parent
@@ -77,7 +78,7 @@ class Sandbox:
             hidden anyway; a hidden folder inside an allowed one is covered.
     """
 
-    def __init__(self, files: dict[str, bytes], *, memory_mb: int, hide: list[Path] = ()):  # type: ignore[assignment]
+    def __init__(self, files: dict[str, bytes], *, memory_mb: int, hide: Iterable[str | os.PathLike] = ()):
         self.files, self.memory_mb = files, memory_mb
         self.mode = iso.detect()
         self.hide = sorted({str(Path(h).resolve()) for h in hide})
@@ -122,10 +123,20 @@ class Sandbox:
                 os.chmod(self.root, 0o711)
 
     def make_temp_dir(self) -> str:
-        """A new folder the worker can write to (tests that hand a path to the submission use it)."""
-        path = tempfile.mkdtemp(dir=self.work / "tmp")
-        self._own(Path(path), 0o700)
-        return path
+        """A new folder the worker can write to (tests that hand a path to the submission use it).
+
+        The worker owns `work` and may have replaced `work/tmp` by a symlink to anywhere: the folder
+        is made relative to a descriptor opened without following links, never by path.
+        """
+        fd = os.open(self.work / "tmp", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            name = f"tmp{secrets.token_hex(6)}"
+            os.mkdir(name, 0o700, dir_fd=fd)
+            if self.uid is not None:
+                os.chown(name, self.uid, self.uid, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
+        return str(self.work / "tmp" / name)
 
     def _env(self) -> dict[str, str]:
         from lablib.training import PROFILE_VAR
@@ -340,7 +351,7 @@ def _advice(mode: iso.Isolation) -> str:
     return "; or ".join(fix)
 
 
-def preflight(memory_mb: int = 2048) -> str:
+def preflight(memory_mb: int = PREFLIGHT_MEMORY_MB) -> str:
     """Start one sandbox and run a cell in it, before any submission is graded.
 
     Returns the isolation the submissions will get (`Isolation.describe`). Raises SandboxUnavailable,
