@@ -114,8 +114,11 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(BOOT_FAILED)
     sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # optional; seconds to import
     sys.argv = ["lablib-sandbox"]
-    from .server import main as serve
-
+    try:  # as the submission's user: can it read the runtime at all?
+        from .server import main as serve
+    except ImportError as err:
+        print(f"lablib sandbox: after the lock-down the runtime cannot be read: {err}", file=sys.stderr, flush=True)
+        os._exit(BOOT_FAILED)
     serve(cfg.rfd, cfg.wfd)
 
 

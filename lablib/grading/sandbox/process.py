@@ -346,8 +346,8 @@ def _advice(mode: iso.Isolation) -> str:
         if private:
             fix.append("the sandbox's user cannot enter " + ", ".join(private) + ": point TMPDIR at a folder every "
                        "user may enter (e.g. TMPDIR=/var/tmp) and keep Python and lablib outside private folders")
-    fix.append(f"install bubblewrap ({mode.reason}): apt-get install bubblewrap, which shows the worker only "
-               "what it needs wherever those folders are")
+    fix.append("use bubblewrap (apt-get install bubblewrap), which shows the worker only what it needs wherever "
+               f"those folders are (not used now: {mode.reason})")
     return "; or ".join(fix)
 
 
