@@ -31,6 +31,7 @@ _MAPPED = {cls.__name__: cls for cls in (
 
 
 def remote_exception(info: Any) -> BaseException:
+    """The grader's exception for the worker's description of one ({"t": type name, "m": message})."""
     if not isinstance(info, dict):
         return RemoteError("the submission's code raised an exception that could not be described")
     kind, message = str(info.get("t", "Exception"))[:80], str(info.get("m", ""))[:4000]
