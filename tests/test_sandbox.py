@@ -199,6 +199,18 @@ def test_kill_uid_ends_a_detached_process_of_that_uid():
         proc.kill()
 
 
+@as_root
+def test_a_uid_is_handed_to_a_sandbox_only_once_nothing_runs_as_it(monkeypatch):
+    uid = iso.submission_uid()
+    proc = subprocess.Popen(["sleep", "30"], user=uid, group=uid, extra_groups=[], start_new_session=True)
+    try:
+        monkeypatch.setattr(iso, "submission_uid", lambda: uid)
+        with Sandbox({}, memory_mb=1024) as sb:  # as root every level gives a sandbox a uid of its own
+            assert sb.uid == uid and proc.wait(timeout=5) == -9
+    finally:
+        proc.kill()
+
+
 # ---- the scratch folder
 
 

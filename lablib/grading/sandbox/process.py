@@ -83,6 +83,8 @@ class Sandbox:
         self.mode = iso.detect()
         self.hide = sorted({str(Path(h).resolve()) for h in hide})
         self.uid = iso.submission_uid() if self.mode.own_uid else None
+        if self.uid is not None:  # left over from an earlier grader with this pid that was itself killed
+            iso.kill_uid(self.uid)
         self.isolation = self.mode.describe(self.uid)
         self.proc: subprocess.Popen | None = None
         self.generation = 0
