@@ -12,9 +12,9 @@ on the machine and its load. The isolation the workers had (bubblewrap, or limit
 too: `LABLIB_GRADE_ISOLATION=limits` measures the grading without bubblewrap.
 
 Issue 13 (bubblewrap, one uid per sandbox), measured on the shared 2-core machine under a load
-average of ~10 from other jobs, the code before and after running side by side (`4 --jobs 1`, two
-rounds): 19.5 s -> 20.6 s and 23.7 s -> 23.9 s per submission (+6 %, +1 %; the noise between rounds is
-larger than the difference). A sandbox's start + first cell, its requests and its stop cost the same
+average of ~10 from other jobs, the code before and after running side by side (`4 --jobs 1` twice,
+`6 --jobs 1` once): 19.5 s -> 20.6 s, 23.7 s -> 23.9 s, 20.4 s -> 20.6 s per submission (+6 %, +1 %,
++1 %; the noise between rounds is larger than the difference). A sandbox's start + first cell, its requests and its stop cost the same
 within noise (about 1.0-1.3 s, 0.6-0.9 ms, 0.05 s).
 """
 
