@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from conftest import NOTEBOOKS, notebook_path
-from lablib.grading.autograde import grade, grade_notebook, load_results
+from lablib.grading import paths
+from lablib.grading.autograde import grade, grade_notebook
 from lablib.grading.collect import collect
 from lablib.grading.sandbox import SandboxUnavailable
 from lablib.grading.sandbox import isolation as iso
@@ -94,9 +95,17 @@ def _class(tmp_path: Path, students: dict[str, dict[str, str]], stem: str = "01_
 
 def _grade_in_one_process(build: Path, stem: str = "01_layers") -> dict:
     """Grade the class with one grading process (before issue 13, every sandbox of a grading process
-    had the same uid), in name order."""
-    grade(build, jobs=1, cell_timeout=CELL_TIMEOUT, progress=False, in_kernel=False, sources=[notebook_path(stem)])
-    return load_results(build)
+    had the same uid), in name order; returns {student: {notebook: result}}."""
+    run = grade(build, jobs=1, cell_timeout=CELL_TIMEOUT, progress=False, in_kernel=False,
+                sources=[notebook_path(stem)])
+    out: dict = {}
+    for result in run.results:
+        out.setdefault(result.student, {})[result.notebook] = result
+    return out
+
+
+def _result_files(build: Path) -> list[Path]:
+    return sorted(paths.results_root(build).glob("*/*.json"))
 
 
 @needs_separation
@@ -262,7 +271,7 @@ def test_a_private_tmpdir_stops_grading_before_the_first_submission(tmp_path, pr
         monkeypatch.delenv(iso.MODE_VAR)
         iso.detect.cache_clear()
     assert str(private_tmpdir) in str(err.value) and "TMPDIR" in str(err.value)
-    assert load_results(build) == {}, "no submission may be graded when no sandbox can start"
+    assert _result_files(build) == [], "no submission may be graded when no sandbox can start"
 
 
 @needs_allowlist
@@ -295,4 +304,4 @@ def test_grading_stops_with_the_reason_when_bubblewrap_is_required_but_missing(t
             grade(build, jobs=1, progress=False, in_kernel=False, sources=[notebook_path("01_layers")])
     finally:
         iso.detect.cache_clear()
-    assert load_results(build) == {}
+    assert _result_files(build) == []
