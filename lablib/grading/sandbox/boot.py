@@ -2,7 +2,11 @@
 
 Run by `Sandbox.start` as `python -E -s -B -m lablib.grading.sandbox.boot CONFIG` in a folder that
 holds nothing but `lablib` (under bubblewrap: the read-only mount at `isolation.LIB_MOUNT`), before
-anything of the submission is loaded. CONFIG is a JSON object (`BootConfig`). In order:
+anything of the submission is loaded. (`-E -s` is `-I` without dropping that folder from sys.path,
+which is how this very `lablib` is found, whatever the grader's install; `-B`: the mounts are
+read-only.) `lablib`'s and NumPy's imports run before the drop, as the grader's user: trusted code
+from read-only folders, reading nothing of the scratch folder. CONFIG is a JSON object
+(`BootConfig`). In order:
 
 1. drop privileges when `uid` is set (the grader is root): no supplementary groups, then the
    submission's own gid and uid, and check that there is no way back to root;
