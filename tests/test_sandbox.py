@@ -227,6 +227,23 @@ def test_the_scratch_folder_is_the_workers_alone():
     assert not sb.root.exists()
 
 
+def test_no_one_else_can_enter_the_sandbox_while_its_files_are_written(monkeypatch):
+    import pathlib
+
+    seen = []
+    write_bytes = pathlib.Path.write_bytes
+
+    def spying(path, data):
+        root = path.parent.parent  # <root>/work/<file>
+        seen.append((stat.S_IMODE(os.stat(root).st_mode), os.stat(root).st_uid))
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", spying)
+    with Sandbox({"01_layers.ipynb": b"{}", "02_losses.ipynb": b"{}"}, memory_mb=1024):
+        pass
+    assert seen == [(0o700, os.geteuid())] * 2
+
+
 def test_a_temp_folder_for_the_worker_is_never_made_through_its_symlink(tmp_path):
     target = tmp_path / "elsewhere"
     target.mkdir()
