@@ -296,7 +296,6 @@ def test_grades_csv_names_the_isolation_of_each_submission(tmp_path):
 def test_grading_stops_with_the_reason_when_bubblewrap_is_required_but_missing(tmp_path, monkeypatch):
     build = _class(tmp_path, {"honest": answers("01_layers", "solution")})
     monkeypatch.setenv(iso.MODE_VAR, "bwrap")
-    monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(iso, "bwrap_path", lambda: None)
     iso.detect.cache_clear()
     try:
@@ -304,4 +303,20 @@ def test_grading_stops_with_the_reason_when_bubblewrap_is_required_but_missing(t
             grade(build, jobs=1, progress=False, in_kernel=False, sources=[notebook_path("01_layers")])
     finally:
         iso.detect.cache_clear()
+    assert _result_files(build) == []
+
+
+def test_lablib_grade_says_why_no_sandbox_can_start_and_exits_non_zero(tmp_path, monkeypatch, capsys):
+    from lablib.cli import main
+
+    build = _class(tmp_path, {"honest": answers("01_layers", "solution")})
+    monkeypatch.setenv(iso.MODE_VAR, "bwrap")
+    monkeypatch.setattr(iso, "bwrap_path", lambda: None)
+    iso.detect.cache_clear()
+    try:
+        assert main(["grade", "--build", str(build), "--quiet"]) == 1
+    finally:
+        iso.detect.cache_clear()
+    err = capsys.readouterr().err
+    assert "lablib grade: error: no grading sandbox can start" in err and "apt-get install bubblewrap" in err
     assert _result_files(build) == []
