@@ -37,6 +37,7 @@ What the engine adds, on joblib (what scikit-learn's searches stand on):
 from __future__ import annotations
 
 import contextlib
+import dis
 import functools
 import hashlib
 import math
@@ -137,8 +138,13 @@ def _feed_code(h: Any, code: types.CodeType) -> None:
             h.update(repr(const).encode())
 
 
+#: Bytecode instructions through which a function reads or writes a global name (as cloudpickle looks).
+_GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"}
+
+
 def _global_names(code: types.CodeType) -> list[str]:
-    names = list(code.co_names)
+    """The global names a code object (and the functions nested in it) uses; attribute names do not count."""
+    names = [ins.argval for ins in dis.get_instructions(code) if ins.opname in _GLOBAL_OPS]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names += _global_names(const)
