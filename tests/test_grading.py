@@ -28,9 +28,10 @@ from lablib.grading.autograde import GradeRun, NotebookGrade, grade, in_kernel_r
 from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
+from test_nb05_grading import TUNING_MISTAKES
 from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
 
-STEMS = ["01_layers", "02_losses", "04_training"]
+STEMS = ["01_layers", "02_losses", "04_training", "05_tuning"]
 CELL_TIMEOUT = 4.0
 POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
 
@@ -43,6 +44,8 @@ MISTAKES = {  # (table, mistake): a few graded parts of every notebook
     "04_training": [(TRAINING_MISTAKES, "checkpoint: keeps references, not copies"),
                     (TRAINING_MISTAKES, "sgd: learning rate folded into the velocity"),
                     (TRAINING_MISTAKES, "train_step: two optimizer steps")],
+    "05_tuning": [(TUNING_MISTAKES, "exponential: no floor"),
+                  (TUNING_MISTAKES, "grid_search: NaN can win (no finiteness check)")],
 }
 
 
@@ -310,7 +313,7 @@ def test_export_names_every_status(graded):
     build, _, _, _ = graded
     main(["export", "--build", str(build)])
     rows = {r["student"]: r for r in csv.DictReader(paths.grades_csv(build).open())}
-    assert rows["solution"]["total"] == "34" and rows["solution"]["review"] == ""
+    assert rows["solution"]["total"] == f"{sum(POSSIBLE.values()):g}" and rows["solution"]["review"] == ""
     assert rows["blank"]["total"] == "0" and rows["blank"]["01_layers status"] == "graded"
     assert rows["looper"]["02_losses status"] == "timed out"
     assert rows["crasher"]["02_losses status"] == "kernel died"

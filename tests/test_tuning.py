@@ -229,3 +229,22 @@ def test_the_same_grid_on_a_two_worker_dask_cluster_equals_the_local_run(data, t
         monkeypatch.setenv(tuning.SCHEDULER_VAR, cluster.scheduler_address)  # the instructor's one setting
         from_env = run_grid(train, GRID + [{"lr": 0.5, "seed": 0}], data, cache_dir=tmp_path, progress=False)
         assert from_env.trained == 1 and summary(from_env)[:-1] == summary(local)
+
+
+@pytest.mark.slow
+def test_the_benchmark_prints_its_figures():
+    """benchmarks/tuning.py runs end to end on a tiny grid and prints every figure the closing note quotes."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "benchmarks/tuning.py", "--configs", "2", "--train", "200", "--val", "50",
+                           "--epochs", "1", "--jobs", "2"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for label in ("sequential, BLAS threads free", "sequential, 1 BLAS thread", "parallel (run_grid, cold workers)",
+                  "cached re-run of the whole grid"):
+        assert re.search(rf"^{re.escape(label)}\s+[\d.]+ s", done.stdout, re.M), done.stdout
+    assert re.search(r"speed-up over sequential: [\d.]+x \(BLAS free\), [\d.]+x \(1 BLAS thread\)", done.stdout)
+    assert "parallel results equal the sequential ones: True" in done.stdout
