@@ -423,10 +423,10 @@ def run_grid(
                     stack.enter_context(joblib.parallel_config(backend="sequential"))
                 tasks = (joblib.delayed(_run_one)(train, configs[i], data, i, not local) for i in todo)
                 for i, result in joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
+                    if folder is not None:  # stored first: what is returned is on disk
+                        _store(folder / f"{keys[i]}.pkl", result)
                     runs[i] = result
                     trained += 1
-                    if folder is not None:
-                        _store(folder / f"{keys[i]}.pkl", result)
                     bar.update(1)
                     bar.set_postfix_str(f"last: {result.status} {result.val_acc:.2%}", refresh=False)
     except KeyboardInterrupt:

@@ -248,3 +248,25 @@ def test_the_benchmark_prints_its_figures():
         assert re.search(rf"^{re.escape(label)}\s+[\d.]+ s", done.stdout, re.M), done.stdout
     assert re.search(r"speed-up over sequential: [\d.]+x \(BLAS free\), [\d.]+x \(1 BLAS thread\)", done.stdout)
     assert "parallel results equal the sequential ones: True" in done.stdout
+
+
+@pytest.mark.filterwarnings("ignore:.*cancelled:UserWarning")  # joblib says that it stopped the workers
+def test_an_interrupt_while_workers_run_returns_what_finished(data, tmp_path, monkeypatch):
+    """The stop button in Jupyter raises KeyboardInterrupt in the notebook's process while it waits for the
+    workers: simulated here as arriving with the third result, in the parallel (loky) mode."""
+    stored = []
+    real_store = tuning._store
+
+    def store_then_interrupt(path, result):
+        if len(stored) == 2:
+            raise KeyboardInterrupt
+        stored.append(path)
+        real_store(path, result)
+
+    monkeypatch.setattr(tuning, "_store", store_then_interrupt)
+    stopped = run_grid(notebook_function(), GRID, data, n_jobs=2, cache_dir=tmp_path, progress=False)
+    assert stopped.interrupted and sum(r is not None for r in stopped) == 2
+    assert sorted(tmp_path.glob("*.pkl")) == sorted(stored)
+    monkeypatch.setattr(tuning, "_store", real_store)
+    resumed = run_grid(notebook_function(), GRID, data, n_jobs=2, cache_dir=tmp_path, progress=False)
+    assert resumed.trained == len(GRID) - 2 and not resumed.interrupted
