@@ -371,7 +371,7 @@ def run_grid(
     profile: str | None = None,
     n_jobs: int | None = -1,
     scheduler: Any = None,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None | bool = None,
     progress: bool = True,
     desc: str = "grid",
 ) -> GridResults:
@@ -384,8 +384,8 @@ def run_grid(
         profile: part of the cache key (default: the current budget profile's name).
         n_jobs: worker processes on this machine (-1: one per core; 1: in this process, no workers).
         scheduler: a Dask scheduler address or Client; default $LABLIB_DASK_SCHEDULER, else this machine.
-        cache_dir: where results are kept (default `<build>/tuning`); None results are never cached
-            when `cache_dir=False`.
+        cache_dir: where results are kept (default `<build>/tuning`); False: no cache at all.
+        desc: the progress bar's label.
     Returns:
         GridResults in the order of `configs`. Interrupting (the stop button) returns what finished.
     """
@@ -394,9 +394,9 @@ def run_grid(
 
     if not isinstance(data, GridData):
         raise TypeError(f"data must be a lablib.tuning.GridData (training and validation arrays), not {type(data).__name__}")
+    if not all(isinstance(c, Mapping) for c in configs):
+        raise TypeError("every configuration must be a dict (a table row), e.g. {'lr': 0.1, 'hidden': (128,)}")
     configs = [dict(c) for c in configs]
-    if not all(isinstance(c, dict) for c in configs):
-        raise TypeError("every configuration must be a dict")
     profile = profile or budget().name
     start = time.perf_counter()
     what = {"code": code_fingerprint(train), "data": data.fingerprint, "profile": profile,

@@ -270,3 +270,8 @@ def test_an_interrupt_while_workers_run_returns_what_finished(data, tmp_path, mo
     monkeypatch.setattr(tuning, "_store", real_store)
     resumed = run_grid(notebook_function(), GRID, data, n_jobs=2, cache_dir=tmp_path, progress=False)
     assert resumed.trained == len(GRID) - 2 and not resumed.interrupted
+
+
+def test_a_configuration_that_is_not_a_dict_is_refused(data):
+    with pytest.raises(TypeError, match="must be a dict"):
+        run_grid(notebook_function(), [0.1, 0.01], data, cache_dir=False)
