@@ -244,6 +244,7 @@ def test_the_benchmark_prints_its_figures():
                            "--epochs", "1", "--jobs", "2"], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for label in ("sequential, BLAS threads free", "sequential, 1 BLAS thread", "parallel (run_grid, cold workers)",
+                  "parallel (run_grid, warm workers)",
                   "cached re-run of the whole grid"):
         assert re.search(rf"^{re.escape(label)}\s+[\d.]+ s", done.stdout, re.M), done.stdout
     assert re.search(r"speed-up over sequential: [\d.]+x \(BLAS free\), [\d.]+x \(1 BLAS thread\)", done.stdout)
