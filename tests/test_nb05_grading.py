@@ -59,21 +59,21 @@ TUNING_MISTAKES = {
         "grid_search", "val_acc > runs[best][0]", "val_acc >= runs[best][0]", {"test_grid_search_selection"}),
     "grid_search: NaN can win (no finiteness check)": (
         "grid_search", "if math.isfinite(val_acc) and (best is None or val_acc > runs[best][0]):",
-        "if best is None or val_acc > runs[best][0]:", {"test_grid_search_failed_runs"}),
+        "if best is None or val_acc > runs[best][0]:", {"test_grid_search_nan_runs"}),
     "grid_search: returns the validation accuracy as the test accuracy": (
         "grid_search", "return configs[best], val_acc, test_acc", "return configs[best], val_acc, val_acc",
         {"test_grid_search_tests_once"}),
     "grid_search: tests every model, then chooses on validation": (
         "grid_search", "runs = train(configs)\n",
         "runs = train(configs)\n    peeked = [test_set.evaluate(evaluate, m, l) for _, m, l in runs if m is not None]\n",
-        {"test_grid_search_selection", "test_grid_search_tests_once", "test_grid_search_failed_runs"}),
+        {"test_grid_search_selection", "test_grid_search_tests_once", "test_grid_search_nan_runs"}),
     "grid_search: looks at the test set before training": (
         "grid_search", "runs = train(configs)\n",
         "first = test_set.evaluate(evaluate, FakeModel('a', 0.0), None)\n    runs = train(configs)\n",
-        {"test_grid_search_selection", "test_grid_search_tests_once", "test_grid_search_failed_runs"}),
+        {"test_grid_search_selection", "test_grid_search_tests_once", "test_grid_search_nan_runs"}),
     "grid_search: no error when every run failed": (
         "grid_search", '        raise ValueError(f"all {len(runs)} runs failed or diverged: there is nothing to choose")\n',
-        "        pass\n", {"test_grid_search_failed_runs"}),
+        "        pass\n", {"test_grid_search_nan_runs"}),
 }
 
 
