@@ -91,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.epochs} epochs each; {os.cpu_count()} cores; load average before {load()}")
 
     start = time.perf_counter()
-    sequential = run_grid(train, configs, data, n_jobs=1, cache_dir=False, progress=False, profile="benchmark")
+    run_grid(train, configs, data, n_jobs=1, cache_dir=False, progress=False, profile="benchmark")
     seq_s = time.perf_counter() - start
     with threadpool_limits(limits=1):
         start = time.perf_counter()
-        run_grid(train, configs, data, n_jobs=1, cache_dir=False, progress=False, profile="benchmark")
+        sequential1 = run_grid(train, configs, data, n_jobs=1, cache_dir=False, progress=False, profile="benchmark")
         seq1_s = time.perf_counter() - start
     start = time.perf_counter()
     run_grid(train, configs, data, n_jobs=args.jobs, cache_dir=False, progress=False, profile="benchmark")
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         cached = run_grid(train, configs, data, n_jobs=args.jobs, cache_dir=cache, progress=False, profile="benchmark")
         cached_s = time.perf_counter() - start
-    same = [(r.status, r.val_acc) for r in parallel] == [(r.status, r.val_acc) for r in sequential]
+    # against the 1-thread run: a multi-threaded BLAS sums in another order, so float32 training drifts apart
+    same = [(r.status, r.val_acc) for r in parallel] == [(r.status, r.val_acc) for r in sequential1]
     assert cached.trained == 0, "the re-run should have loaded every result from the cache"
 
     print(f"{'sequential, BLAS threads free':<38} {seq_s:8.2f} s")
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'cached re-run of the whole grid':<38} {cached_s:8.2f} s   (target <= {CACHED_TARGET_S:g} s)")
     print(f"speed-up over sequential: {seq_s / par_s:.2f}x (BLAS free), {seq1_s / par_s:.2f}x (1 BLAS thread); "
           f"cold: {seq_s / cold_s:.2f}x, {seq1_s / cold_s:.2f}x   (target >= {SPEEDUP_TARGET:g}x)")
-    print(f"parallel results equal the sequential ones: {same}; best validation accuracy "
+    print(f"parallel results equal the sequential (1 BLAS thread) ones: {same}; best validation accuracy "
           f"{max(r.val_acc for r in parallel):.2%}; load average after {load()} (a load above the core count "
           "means other processes share the cores: the speed-up is then not the engine's)")
     return 0

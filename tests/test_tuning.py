@@ -248,7 +248,7 @@ def test_the_benchmark_prints_its_figures():
                   "cached re-run of the whole grid"):
         assert re.search(rf"^{re.escape(label)}\s+[\d.]+ s", done.stdout, re.M), done.stdout
     assert re.search(r"speed-up over sequential: [\d.]+x \(BLAS free\), [\d.]+x \(1 BLAS thread\)", done.stdout)
-    assert "parallel results equal the sequential ones: True" in done.stdout
+    assert "parallel results equal the sequential (1 BLAS thread) ones: True" in done.stdout
 
 
 @pytest.mark.filterwarnings("ignore:.*cancelled:UserWarning")  # joblib says that it stopped the workers
