@@ -30,8 +30,9 @@ from lablib.grading.export import export
 from lablib.grading.feedback import feedback
 from test_nb05_grading import TUNING_MISTAKES
 from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
+from test_nb03_grading import GRADING_MISTAKES as BACKPROP_MISTAKES
 
-STEMS = ["01_layers", "02_losses", "04_training", "05_tuning"]
+STEMS = ["01_layers", "02_losses", "03_backprop", "04_training", "05_tuning"]
 CELL_TIMEOUT = 4.0
 POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
 
@@ -41,6 +42,7 @@ MISTAKES = {  # (table, mistake): a few graded parts of every notebook
                   (LAYER_MISTAKES, "sigmoid: derivative missing (1 - s)")],
     "02_losses": [(LOSS_MISTAKES, "hinge: margin hard-coded to 1"),
                   (LOSS_MISTAKES, "cross-entropy: gradient without 1/N")],
+    "03_backprop": [(BACKPROP_MISTAKES, name) for name in sorted(BACKPROP_MISTAKES)],
     "04_training": [(TRAINING_MISTAKES, "checkpoint: keeps references, not copies"),
                     (TRAINING_MISTAKES, "sgd: learning rate folded into the velocity"),
                     (TRAINING_MISTAKES, "train_step: two optimizer steps")],
