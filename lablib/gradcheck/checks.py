@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .diagnose import Context, diagnose
+from .diagnose import Context, Hypothesis, diagnose, explains
+from .elementwise import elementwise_hypotheses, is_elementwise
 from .numeric import GRAD_TOL, KINK_TOL, SCALE_FLOOR, Probe, sample_indices, scaled_error
+from .values import value_hypotheses
 from .report import CheckReport, Item
 
 __all__ = [
@@ -61,14 +63,50 @@ def _run(what: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]
             raise _StudentError(f"{what} is not implemented yet{detail}: replace the "
                                 "`raise NotImplementedError()` with your code") from None
         except Exception as exc:  # noqa: BLE001 - any error in student code is reported, not raised
-            raise _StudentError(f"{what} raised {type(exc).__name__}: {exc}") from None
+            raise _StudentError(f"{what} raised {type(exc).__name__}: {exc}{_hint(exc)}") from None
     found = sorted({f"{what}: numpy warned '{w.message}'" for w in caught
                     if issubclass(w.category, RuntimeWarning)})
     return result, found
 
 
-def _as_array(item: Item, what: str, value: Any, shape: tuple[int, ...] | None) -> np.ndarray | None:
-    """Validate a returned array: not None, numeric, right shape, finite. None if unusable."""
+#: Words of numpy's shape errors in a matrix product or a broadcast.
+_SHAPE_ERROR_WORDS = ("matmul", "not aligned", "could not be broadcast", "operands could not")
+
+
+def _hint(exc: Exception) -> str:
+    """A likely cause for a common error in student code."""
+    if isinstance(exc, ValueError) and any(w in str(exc) for w in _SHAPE_ERROR_WORDS):
+        return (" (the shapes of a matrix product or a broadcast do not fit: check the orientation of "
+                "each matrix, a missing or extra .T, and keepdims)")
+    return ""
+
+
+def _not_finite(what: str, arr: np.ndarray) -> str:
+    bad = ~np.isfinite(arr)
+    first = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+    where = f" (first at {list(first)})" if arr.ndim else ""
+    causes = []
+    if np.any(np.isposinf(arr)) or np.any(np.isneginf(arr)):
+        causes.append("inf: an exp of a large number that overflowed, or the log of a probability that "
+                      "underflowed to 0 (compute log-probabilities directly, log-softmax = shifted − "
+                      "log Σ exp(shifted), instead of the log of a softmax)")
+    if np.any(np.isnan(arr)):
+        causes.append("NaN: inf/inf, inf − inf or 0/0, usually after an overflow")
+    return (f"{what} has {int(bad.sum())} NaN/inf entries{where}: " + "; ".join(causes)
+            + ". Use a numerically stable formula.")
+
+
+def _as_array(
+    item: Item,
+    what: str,
+    value: Any,
+    shape: tuple[int, ...] | None,
+    upstream: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Validate a returned array: not None, numeric, right shape, finite. None if unusable.
+
+    upstream: the upstream gradient backward received, if any (names a dout returned unchanged,
+    or summed over the wrong axis)."""
     if value is None:
         item.fail(f"{what} is None: it must be set (or returned) as an array.")
         return None
@@ -81,17 +119,20 @@ def _as_array(item: Item, what: str, value: Any, shape: tuple[int, ...] | None) 
         return None
     if shape is not None and arr.shape != shape:
         hint = ""
-        if len(shape) == 2 and arr.shape == shape[::-1]:
+        if upstream is not None and arr.shape == upstream.shape and np.array_equal(arr, upstream):
+            hint = (" (it is dout unchanged: backward must apply the chain rule, e.g. multiply by the "
+                    "local derivative or by a weight matrix)")
+        elif len(shape) == 2 and arr.shape == shape[::-1]:
             hint = " (the transpose: did you swap the order of a matrix product?)"
+        elif upstream is not None and upstream.ndim >= 2 and arr.shape == upstream.shape[:1] != shape:
+            hint = (f" (one entry per sample, N = {upstream.shape[0]}: summed over the wrong axis? A "
+                    "parameter's gradient sums over the batch, axis 0)")
         elif arr.size == int(np.prod(shape)):
             hint = " (right number of entries, wrong shape: a reshape or a missing keepdims?)"
         item.fail(f"{what} has shape {arr.shape}, expected {shape}{hint}.")
         return None
-    bad = ~np.isfinite(arr.astype(np.float64))
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        item.fail(f"{what} has {int(bad.sum())} NaN/inf entries (first at {list(first)}): an overflow "
-                  "(exp of a large number?) or a 0/0. Use a numerically stable formula.")
+    if not np.all(np.isfinite(arr.astype(np.float64))):
+        item.fail(_not_finite(what, arr.astype(np.float64)))
         return None
     return arr.astype(np.float64)
 
@@ -109,8 +150,12 @@ def _compare(
     full_max: int,
     n_coords: int,
     n_directions: int,
+    hypotheses: Callable[[list[tuple[int, ...]]], list[Hypothesis]] | None = None,
 ) -> None:
-    """Compare `received` with the probe's numeric gradient; record the verdict in `item`."""
+    """Compare `received` with the probe's numeric gradient; record the verdict in `item`.
+
+    hypotheses: builds named alternatives for a failed comparison from the entries where the
+    numeric gradient is known (called only on failure)."""
     shape = received.shape
     full = received.size <= full_max
     indices = list(np.ndindex(shape)) if full else sample_indices(shape, n_coords, rng)
@@ -168,10 +213,16 @@ def _compare(
                   "the sampled entries agree: some entries are wrong.")
     want = np.array([diffs[i][0] for i in smooth])
     if smooth and not np.any(np.abs(want) > SCALE_FLOOR) and np.any(received):
-        item.problems.insert(0, f"the numeric {item.name} is zero: the output does not change when "
-                                "this input changes. Does forward read it (e.g. self.W.data, not a copy)?")
+        if ctx.kind == "function":
+            item.problems.insert(0, f"the numeric {item.name} is zero: the function does not change when "
+                                    f"{item.name[1:]} changes, so its gradient must be all zeros (a penalty "
+                                    "that leaves an input out, such as the biases, has zero gradient for it).")
+        else:
+            item.problems.insert(0, f"the numeric {item.name} is zero: the output does not change when "
+                                    "this input changes. Does forward read it (e.g. self.W.data, not a copy)?")
         return
-    for sentence in reversed(diagnose(item.name, received, smooth, want, oracle, ctx)):
+    hyps = hypotheses(smooth) if hypotheses is not None and smooth else []
+    for sentence in reversed(diagnose(item.name, received, smooth, want, oracle, ctx, hyps)):
         item.problems.insert(0, sentence)
 
 
@@ -280,14 +331,15 @@ def check_layer(
         grads = {name: None if p.grad is None else np.array(p.grad, dtype=np.float64) for name, p in params}
         results.append((dx, grads))
     (dx, grads), (dx2, grads2) = results
-    dx_arr = _as_array(dx_item, "dx (the value backward returns)", dx, x64.shape) if dx_item.passed else None
+    dx_arr = (_as_array(dx_item, "dx (the value backward returns)", dx, x64.shape, dout)
+              if dx_item.passed else None)
     arrays = {"dx": dx_arr}
     for name, p in params:
         it = grad_items[name]
         if not it.passed:
             arrays["d" + name] = None
             continue
-        arrays["d" + name] = _as_array(it, f"{name}.grad", grads[name], p.data.shape)
+        arrays["d" + name] = _as_array(it, f"{name}.grad", grads[name], p.data.shape, dout)
         g1, g2 = arrays["d" + name], grads2[name]
         if g1 is None or g2 is None or g1.shape != np.shape(g2):
             continue
@@ -303,19 +355,132 @@ def check_layer(
                      "on state left over from an earlier call?")
 
     # Numeric gradients of the student's own forward, with the same upstream gradient.
-    def compare(name: str, target: np.ndarray, evaluate: Callable[[], np.ndarray], ctx: Context) -> None:
+    def forward_on(z: np.ndarray) -> np.ndarray:
+        return np.array(clone.forward(z), dtype=np.float64)
+
+    def backward_at(z: np.ndarray, g: np.ndarray) -> np.ndarray:
+        clone.forward(z)
+        return clone.backward(g)
+
+    def dx_hypotheses(indices: list[tuple[int, ...]]) -> list[Hypothesis]:
+        hyps = []
+        if dout.shape == x64.shape:
+            pick = tuple(np.array(indices).T)
+            hyps.append(Hypothesis("dx is dout unchanged: backward must apply the chain rule (multiply by "
+                                   "the local derivative, or by a weight matrix).",
+                                   lambda: explains(arrays["dx"][pick], dout[pick])))
+        if is_elementwise(forward_on, x64.copy(), out_arr):
+            hyps += elementwise_hypotheses("dx", arrays["dx"], indices, x64, out_arr, dout, forward_on, backward_at)
+        return hyps
+
+    def param_hypotheses(name: str, target: np.ndarray) -> Callable[[list[tuple[int, ...]]], list[Hypothesis]]:
+        return lambda indices: _one_sample_hypotheses(
+            "d" + name, arrays["d" + name], indices, target, lambda: clone.forward(x64.copy()), dout)
+
+    def compare(name: str, target: np.ndarray, evaluate: Callable[[], np.ndarray], ctx: Context,
+                hypotheses: Callable[[list[tuple[int, ...]]], list[Hypothesis]] | None = None) -> None:
         received = arrays[name]
         if received is None:
             return
         with np.errstate(all="ignore"):
             probe = Probe(evaluate, target, dout)
-            _compare(report.items[name], received, probe, ctx, rng, full_max, n_coords, n_directions)
+            _compare(report.items[name], received, probe, ctx, rng, full_max, n_coords, n_directions, hypotheses)
         report.evaluations += probe.evaluations
 
-    compare("dx", x64, lambda: clone.forward(x64.copy()), ctx_x)
+    compare("dx", x64, lambda: clone.forward(x64.copy()), ctx_x, dx_hypotheses)
     for name, p in params:
-        compare("d" + name, p.data, lambda: clone.forward(x64.copy()), ctx_p)
+        compare("d" + name, p.data, lambda: clone.forward(x64.copy()), ctx_p, param_hypotheses(name, p.data))
+    if not dx_item.passed and dx_arr is not None:
+        with np.errstate(all="ignore"):
+            _blame_a_transposed_weight(report, clone, params, x64, dx_arr, dout, arrays)
     return report
+
+
+def _one_sample_hypotheses(
+    name: str,
+    received: np.ndarray,
+    indices: list[tuple[int, ...]],
+    target: np.ndarray,
+    evaluate: Callable[[], np.ndarray],
+    dout: np.ndarray,
+) -> list[Hypothesis]:
+    """A parameter's gradient sums one contribution per sample: is the received one the contribution
+    of the first or the last sample alone (an index [0], or a loop that overwrites with `=`)?"""
+    n = dout.shape[0] if dout.ndim >= 2 else 0
+    if n < 2:
+        return []
+    got = np.array([received[i] for i in indices])
+    shares: dict[int, np.ndarray] = {}
+
+    def share(k: int) -> np.ndarray:
+        if k not in shares:
+            upstream = np.zeros_like(dout)
+            upstream[k] = dout[k]
+            probe = Probe(evaluate, target, upstream)
+            shares[k] = np.array([probe.at(i)[0] for i in indices])
+        return shares[k]
+
+    hyps = []
+    for axis in range(1, dout.ndim):
+        summed = dout.sum(axis=axis)
+        if summed.shape == received.shape:
+            hyps.append(Hypothesis(
+                f"{name} is dout summed over axis {axis}: a parameter's gradient sums over the batch (axis 0).",
+                lambda summed=summed: explains(got, np.array([summed[i] for i in indices]))))
+    for k in sorted({0, n - 1}):
+        for times, words in ((1, ""), (n, f"N = {n} times ")):
+            hyps.append(Hypothesis(
+                f"{name} is {words}the gradient of sample {k} alone: a parameter's gradient sums the "
+                f"contributions of all N = {n} samples (a loop that overwrites with = instead of adding, "
+                "or one row used for the whole batch?).",
+                lambda k=k, times=times: explains(got, times * share(k))))
+    return hyps
+
+
+def _blame_a_transposed_weight(
+    report: CheckReport,
+    clone: Any,
+    params: list[tuple[str, Any]],
+    x64: np.ndarray,
+    dx: np.ndarray,
+    dout: np.ndarray,
+    arrays: dict[str, np.ndarray | None],
+) -> None:
+    """dx failed: is it the gradient the forward would have with a square weight transposed?
+
+    If so and that weight's gradient failed too, one mistake explains both: forward uses W.T
+    (and the backward, right for y = x @ W, is blamed for nothing). If the weight's gradient passed,
+    dx is the one missing a transpose (which a square W or a batch of one hides from a shape check).
+    """
+    for name, p in params:
+        data = p.data
+        if data.ndim != 2 or data.shape[0] != data.shape[1] or data.shape[0] < 2:
+            continue
+        try:
+            p.data = np.ascontiguousarray(data.T)
+            probe = Probe(lambda: clone.forward(x64.copy()), x64, dout)
+            indices = list(np.ndindex(x64.shape))[:FULL_CHECK_MAX]
+            candidate = np.array([probe.at(i)[0] for i in indices])
+        except Exception:  # noqa: BLE001 - the hypothesis cannot be tested
+            continue
+        finally:
+            p.data = data
+        report.evaluations += probe.evaluations
+        if not explains(np.array([dx[i] for i in indices]), candidate):
+            continue
+        dx_item, w_item = report.items["dx"], report.items["d" + name]
+        if not w_item.passed and arrays.get("d" + name) is not None:
+            blame = (f"forward seems to use {name}.T instead of {name}: with {name} transposed, the numeric "
+                     f"gradients of your forward match your dx and d{name}. {name} has shape (in, out) and "
+                     f"y = x @ {name}; fix forward (your backward is consistent with that).")
+            for item in (dx_item, w_item):
+                item.problems = [blame] + [q for q in item.problems if q.startswith("worst entry")]
+        else:
+            dx_item.problems = [
+                f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used {name} "
+                f"(for y = x @ {name}, ∂L/∂x = dout @ {name}ᵀ; a square {name} or a batch of one hides "
+                "this from a shape check)."] + [q for q in dx_item.problems if q.startswith("worst entry")]
+        return
 
 
 def check_loss(
@@ -357,8 +522,10 @@ def check_loss(
         forward.fail(f"forward returned an array of shape {np.shape(value)}; it must return the batch "
                      "mean as one float (e.g. `float(np.mean(losses))`).")
     elif not np.isfinite(float(value)):
-        forward.fail(f"forward returned {float(value)}: an overflow (exp of large scores?) or log(0). "
-                     "Subtract the row maximum before exponentiating.")
+        forward.fail(f"forward returned {float(value)}: an exp of large scores that overflowed, or the log "
+                     "of a probability that underflowed to 0. Subtract the row maximum before exponentiating, "
+                     "and compute log-probabilities directly (log-softmax = shifted − log Σ exp(shifted)) "
+                     "instead of the log of a softmax.")
     if forward.passed:
         forward.detail = f"value {float(value):.6g}, a finite scalar, arguments unchanged"
     try:
@@ -381,13 +548,41 @@ def check_loss(
     def evaluate() -> float:
         return float(clone.forward(s64.copy(), y_arr.copy()))
 
-    ctx = Context("loss", s64.shape[0] if s64.ndim else None, batch_axis=s64.ndim > 1,
-                  labels=y_arr if s64.ndim == 2 else None)
+    n = s64.shape[0] if s64.ndim else None
+    sums = _sums_over_the_batch(clone, s64, y_arr, float(value))
+    if sums:
+        forward.fail("forward returns the sum over the batch, not the mean: two copies of the batch give "
+                     "twice the loss. Divide by N, the batch size.")
+
+    def hypotheses(indices: list[tuple[int, ...]]) -> list[Hypothesis]:
+        if not sums or not n:
+            return []
+        got = np.array([received[i] for i in indices])
+        want = np.array([probe.at(i)[0] for i in indices])
+        return [Hypothesis("dscores is the gradient of the batch mean, but your forward returns the sum "
+                           "(see forward): fix forward, and backward agrees with it.",
+                           lambda: explains(got, want / n))]
+
+    ctx = Context("loss", n, batch_axis=s64.ndim > 1, labels=y_arr if s64.ndim == 2 else None,
+                  num_classes=s64.shape[1] if s64.ndim == 2 else None)
     with np.errstate(all="ignore"):
         probe = Probe(evaluate, s64)
-        _compare(dscores_item, received, probe, ctx, rng, full_max, n_coords, n_directions)
+        _compare(dscores_item, received, probe, ctx, rng, full_max, n_coords, n_directions, hypotheses)
     report.evaluations += probe.evaluations
     return report
+
+
+def _sums_over_the_batch(loss: Any, scores: np.ndarray, y: np.ndarray, value: float) -> bool:
+    """Whether forward on two copies of the batch returns twice its value (a sum, not a mean)."""
+    if scores.ndim < 1 or scores.shape[0] < 1 or abs(value) < SCALE_FLOOR:
+        return False
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            doubled = float(loss.forward(np.concatenate([scores, scores]), np.concatenate([y, y])))
+    except Exception:  # noqa: BLE001 - the property cannot be tested
+        return False
+    return bool(abs(doubled - 2 * value) <= VALUE_TOL * abs(value))
 
 
 def check_gradient(
@@ -432,11 +627,32 @@ def check_gradient(
     return report
 
 
-def check_values(name: str, received: Any, expected: Any, *, tol: float = VALUE_TOL) -> CheckReport:
+def check_values(
+    name: str,
+    received: Any,
+    expected: Any,
+    *,
+    tol: float = VALUE_TOL,
+    what: str = "value",
+    start: Any = None,
+    likely: Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    num_classes: int | None = None,
+) -> CheckReport:
     """Compare an output with known values: shape, finiteness, then `scaled_error <= tol`.
 
-    On a mismatch the diagnosis says whether the output is a multiple, the negative, the transpose
-    or a row-permutation of the expected values.
+    Inputs:
+        what: "value" (what a forward or function returns), "gradient" or "update" (a parameter
+            after an optimizer step): changes the words of the diagnosis.
+        start: for an update, the parameter before the step(s); the diagnosis then compares how far
+            it moved (the step), not where it ended.
+        likely: {clause: values} likely wrong results the test cell knows of; a match is reported
+            as "`name` is what you get when <clause>".
+        batch_size, num_classes: for a loss value, name a factor N (a sum, not a mean) or C
+            (averaged over the classes too).
+    On a mismatch the diagnosis also says whether the output is a multiple, the negative, the
+    transpose or a row-permutation of the expected values, normalised over the wrong axis, or off
+    by the same offset in every row.
     """
     expected = np.asarray(expected, dtype=np.float64)
     report = CheckReport(f"check_values: {name}")
@@ -450,10 +666,19 @@ def check_values(name: str, received: Any, expected: Any, *, tol: float = VALUE_
         return report
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(arr - expected)), arr.shape))
     item.fail(f"worst entry {_fmt_index(name, worst)}: received {arr[worst]:.6g}, expected {expected[worst]:.6g}")
+    hyps = value_hypotheses(name, arr, expected, likely)
+    got, want = arr, expected
+    if start is not None and what == "update":
+        origin = np.asarray(start, dtype=np.float64)
+        if origin.shape == arr.shape:
+            got, want = arr - origin, expected - origin
     indices = list(np.ndindex(arr.shape))
-    ctx = Context("function", arr.shape[0] if arr.ndim else None, batch_axis=arr.ndim > 1)
-    want = np.array([expected[i] for i in indices])
-    sentences = diagnose(name, arr, indices, want, lambda idx: (float(expected[idx]),), ctx)
+    loss = batch_size is not None or num_classes is not None
+    ctx = Context("loss" if loss else "function",
+                  batch_size if loss else (arr.shape[0] if arr.ndim else None),
+                  batch_axis=arr.ndim > 1 and not loss and what != "update", num_classes=num_classes, what=what)
+    wanted = np.array([want[i] for i in indices])
+    sentences = diagnose(name, got, indices, wanted, lambda idx: (float(want[idx]),), ctx, hyps)
     for sentence in reversed(sentences):
         item.problems.insert(0, sentence)
     return report
