@@ -156,6 +156,13 @@ def describe_scale(name: str, factor: float, ctx: Context) -> str:
     return f"{name} is {factor:.4g} times the expected {noun}: a constant factor is wrong{either}."
 
 
+#: Factors that have a name of their own; any other ratio of two single numbers says nothing.
+def _named_factor(factor: float, ctx: Context) -> bool:
+    named = [-1.0, 2.0, 0.5] + [float(v) for v in (ctx.batch_size, ctx.num_classes) if v and v > 1]
+    named += [1.0 / v for v in named if v not in (-1.0,)]
+    return any(abs(factor - v) <= EXPLAIN_TOL * max(1.0, abs(v)) for v in named)
+
+
 def _all_zeros(name: str, ctx: Context) -> str:
     if ctx.what == "update":
         return (f"{name} did not change: was the update computed but never written back "
@@ -206,11 +213,13 @@ def diagnose(
         if holds:
             return [holds if isinstance(holds, str) else hypothesis.sentence]
     if not np.any(want):
-        return [f"{name} should be all zeros here but is not: nothing depends on it, so its {ctx.noun} "
-                "is zero."]
+        return [f"{name} should be all zeros but is not."]
     factor = float(np.dot(got, want) / np.dot(want, want))
     if abs(factor - 1.0) > EXPLAIN_TOL and explains(got, factor * want):
-        return [describe_scale(name, factor, ctx)]
+        # One number is always a multiple of another: a ratio means something only if it has a name.
+        if got.size > 1 or _named_factor(factor, ctx):
+            return [describe_scale(name, factor, ctx)]
+        return []
     if received.ndim == 2 and received.shape[0] == received.shape[1] and received.shape[0] > 1:
         transposed = np.array([oracle((j, i))[0] for i, j in indices])
         if explains(got, transposed):
