@@ -97,20 +97,32 @@ def _wrong_sign(name: str, ctx: Context) -> str:
             "a gradient points uphill, and backward passes the upstream gradient on unchanged in sign.")
 
 
+def _either(name: str, factor: float, ctx: Context) -> str:
+    """Where a gradient is compared with the numeric gradient of the student's own forward (or
+    function), a wrong factor can sit in either: say so rather than blame a gradient that may be right."""
+    if ctx.what != "gradient" or not factor:
+        return ""
+    source = {"layer": "your forward", "loss": "your forward", "function": "the function"}.get(ctx.kind)
+    if source is None:
+        return ""
+    off = "has the wrong sign" if factor == -1.0 else f"is off by a factor {factor:.4g}"
+    return (f" — or {source} {off} ({name} is compared with the numeric gradient of {source}: "
+            "if its own check fails too, fix that first)")
+
+
 def describe_scale(name: str, factor: float, ctx: Context) -> str:
     """A sentence for `received ≈ factor × expected`, with the likely cause."""
     n, c, noun = ctx.batch_size, ctx.num_classes, ctx.noun
     # Where the checker compares with the numeric gradient of the student's own forward, a factor
     # can sit in either: say so rather than blame a backward that may be right.
-    either = (f" — or your forward is off by a factor {1 / factor:.4g} ({name} is compared with the numeric "
-              "gradient of your own forward: if the forward check fails too, fix forward first)"
-              ) if ctx.what == "gradient" and ctx.kind in ("layer", "loss") and factor else ""
+    either = _either(name, 1 / factor if factor else 0.0, ctx)
 
     def near(value: float) -> bool:
         return abs(factor - value) <= EXPLAIN_TOL * max(1.0, abs(value))
 
     if near(-1.0):
-        return _wrong_sign(name, ctx)
+        sentence, either = _wrong_sign(name, ctx), _either(name, -1.0, ctx)
+        return sentence[:-1] + either + "." if either else sentence
     if n and n > 1 and near(float(n)):
         if ctx.kind == "loss" and ctx.what == "value":
             return (f"{name} is N = {n} times too large (N is the batch size): the loss is the mean over "

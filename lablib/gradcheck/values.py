@@ -62,6 +62,10 @@ def _normalisation(name: str, received: np.ndarray, expected: np.ndarray) -> lis
         Hypothesis(f"{name} has each row proportional to the expected one but with the wrong sum: each row "
                    f"must be divided by its own total (sum along axis=1 with keepdims=True), so that it sums to {s:g}.",
                    lambda: _rows_proportional(received, expected)),
+        Hypothesis(f"{name} is off by a factor that is a row factor times a column factor: the row totals were "
+                   "broadcast along the wrong axis (without keepdims=True, an array of shape (N,) divides the "
+                   "columns, not the rows).",
+                   lambda: _row_times_column_factor(received, expected)),
     ]
 
 
@@ -82,3 +86,12 @@ def _same_offset_in_every_row(received: np.ndarray, expected: np.ndarray) -> boo
     if np.max(np.abs(offset)) <= EXPLAIN_TOL * scale:
         return False
     return bool(np.max(np.abs(offset - offset[0])) <= EXPLAIN_TOL * scale)
+
+
+def _row_times_column_factor(received: np.ndarray, expected: np.ndarray) -> bool:
+    """received[i, j] = expected[i, j] · a[i] · b[j] with a, b not constant: log ratios are additive."""
+    if np.any(received <= 0) or np.any(expected <= 0) or min(received.shape) < 2:
+        return False
+    log_ratio = np.log(received / expected)
+    additive = log_ratio.mean(axis=1, keepdims=True) + log_ratio.mean(axis=0, keepdims=True) - log_ratio.mean()
+    return bool(np.max(np.abs(log_ratio - additive)) <= EXPLAIN_TOL and np.ptp(log_ratio) > EXPLAIN_TOL)
