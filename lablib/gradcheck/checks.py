@@ -138,7 +138,7 @@ def _as_array(
 
 
 def _fmt_index(name: str, index: tuple[int, ...]) -> str:
-    return f"{name}[{', '.join(map(str, index))}]"
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
 
 
 def _compare(

@@ -157,11 +157,14 @@ def describe_scale(name: str, factor: float, ctx: Context) -> str:
                 "does forward average over every entry (N·C, classes too) instead of over the batch (N)? "
                 "The loss sums over the classes and averages over the samples.")
     if near(2.0):
-        return (f"{name} is twice too large: a term counted twice, or a missing 1/2 "
-                f"(the Euclidean loss has ½ in front so that its gradient has none){either}.")
+        example = {"loss": " (the Euclidean loss has ½ in front so that its gradient has none)",
+                   "function": " (the derivative of ½x² is x)"}.get(ctx.kind, "") if ctx.what == "gradient" else (
+                   " (the Euclidean loss has ½ in front)" if ctx.kind == "loss" else "")
+        return f"{name} is twice too large: a term counted twice, or a missing 1/2{example}{either}."
     if near(0.5):
-        return (f"{name} is half of what it should be: a factor 2 is missing "
-                f"(the derivative of λ‖W‖² is 2λW; of ½(s−t)² it is (s−t)){either}.")
+        example = {"loss": " (the derivative of ½(s−t)² is (s−t), of (s−t)² it is 2(s−t))",
+                   "function": " (the derivative of λ‖W‖² is 2λW)"}.get(ctx.kind, "") if ctx.what == "gradient" else ""
+        return f"{name} is half of what it should be: a factor 2 is missing{example}{either}."
     if ctx.what == "update":
         return (f"{name} moved {factor:.4g} times as far as expected: a factor of the step is wrong "
                 "(the learning rate applied twice or not at all?).")
@@ -217,6 +220,8 @@ def diagnose(
         return []
     if not np.any(got):
         return [_all_zeros(name, ctx)]
+    if np.any(want) and explains(got, -want):  # a sign says more than any hypothesis
+        return [describe_scale(name, -1.0, ctx)]
     for hypothesis in hypotheses:
         try:
             holds = hypothesis.holds()

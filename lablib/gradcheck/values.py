@@ -45,9 +45,10 @@ def _sums_to(values: np.ndarray, target: float) -> bool:
 
 
 def _normalisation(name: str, received: np.ndarray, expected: np.ndarray) -> list[Hypothesis]:
-    """Expected rows all sum to one number s (a softmax: s = 1): which sum does received normalise?"""
+    """Expected rows (two or more) all sum to one number s (a softmax: s = 1): which sum does received
+    normalise?"""
     row_sums = expected.sum(axis=1)
-    if not np.all(np.isfinite(row_sums)) or not np.all(np.isfinite(received)):
+    if expected.shape[0] < 2 or not np.all(np.isfinite(row_sums)) or not np.all(np.isfinite(received)):
         return []
     s = float(row_sums[0])
     if abs(s) < EXPLAIN_TOL or not _sums_to(row_sums, s) or _sums_to(received.sum(axis=1), s):
