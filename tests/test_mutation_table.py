@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from test_notebook_grading import (
@@ -400,3 +401,31 @@ def test_correct_alternatives_get_no_diagnosis(stem, style, answer):
     gid, source = answer
     results = _results(stem, {gid: source})
     assert {cell: r.error for cell, r in results.items() if r.error} == {}
+
+
+# A mistake costs only its own cell: a forward that is unusable at large inputs (NaN at ±1000) with a
+# backward that is right on its own (computed from the input) loses the forward cell only. The hidden
+# backward tests then hold backward to known derivative values instead of the numeric gradient of a
+# forward that cannot be differentiated there. (A backward that reuses the NaN output of forward is
+# unusable itself and loses its cell too: see the "unstable" rows of test_notebook_grading.)
+FORWARD_ONLY = {
+    "relu": Mistake("relu", (("return np.maximum(x, 0)", "return np.maximum(x, 0) * np.exp(x) / np.exp(x)"),), {}),
+    "sigmoid": Mistake("sigmoid", (
+        (SIG_FWD, "self.x = x\n        self.out = np.exp(x) / (1.0 + np.exp(x))"),
+        (SIG_BWD, "s = 0.5 * (1.0 + np.tanh(0.5 * self.x))\n        return dout * s * (1.0 - s)")), {}),
+    "tanh": Mistake("tanh", (
+        ("self.out = np.tanh(x)", "self.x = x\n        self.out = (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))"),
+        (TANH_BWD, "return dout / np.cosh(self.x) ** 2")), {}),
+    "gelu": Mistake("gelu", (
+        ("self.tanh_u = np.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x ** 3))",
+         "e = np.exp(2.0 * SQRT_2_OVER_PI * (x + GELU_CUBIC * x ** 3))\n        self.tanh_u = (e - 1.0) / (e + 1.0)"),
+        ("x, t = self.x, self.tanh_u", "x = self.x\n        t = np.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x ** 3))")), {}),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(FORWARD_ONLY))
+def test_a_forward_unusable_at_large_inputs_costs_only_the_forward_cell(layer):
+    with np.errstate(all="ignore"):
+        results = run_mistake("01_layers", FORWARD_ONLY[layer])
+    assert {cell for cell, r in results.items() if not r.passed} == {f"test_{layer}_forward"}
+    assert "NaN" in results[f"test_{layer}_forward"].error
