@@ -207,7 +207,8 @@ def _compare(
         worst = (kinks[int(np.argmax(kink_errors))] if kink_error > KINK_TOL else None)
     if worst is not None:
         item.fail(f"worst entry {_fmt_index(item.name, worst)}: received {received[worst]:.6g}, "
-                  f"expected {diffs[worst][0]:.6g} (numeric gradient of your forward)")
+                  f"expected {diffs[worst][0]:.6g} (numeric gradient of "
+                  f"{'the function' if ctx.kind == 'function' else 'your forward'})")
     else:
         item.fail("the gradient disagrees with the numeric one along a random direction, although "
                   "the sampled entries agree: some entries are wrong.")
@@ -674,7 +675,7 @@ def check_values(
             got, want = arr - origin, expected - origin
     indices = list(np.ndindex(arr.shape))
     loss = batch_size is not None or num_classes is not None
-    ctx = Context("loss" if loss else "function",
+    ctx = Context("loss" if loss else "values",
                   batch_size if loss else (arr.shape[0] if arr.ndim else None),
                   batch_axis=arr.ndim > 1 and not loss and what != "update", num_classes=num_classes, what=what)
     wanted = np.array([want[i] for i in indices])

@@ -37,7 +37,8 @@ Index = tuple[int, ...]
 class Context:
     """What the diagnosis knows about the array being checked.
 
-    kind: "layer", "loss" or "function": who produced it (changes the advice about where 1/N belongs).
+    kind: "layer", "loss", "function" or "values" (known values, from a test cell): who produced it
+        and what it is compared with (changes the advice about where 1/N belongs).
     what: "gradient", "value" or "update": what the array is (changes the words).
     batch_size: N, the first dimension of the input, when there is one.
     batch_axis: whether axis 0 of this array runs over the samples of the batch (dx, dscores).
