@@ -9,7 +9,7 @@ knowing which activation it is looking at:
   meant for x applied to y), at dout (a mask taken from dout), or the student's backward formula
   evaluated at y (a formula meant for the output applied to the input);
 - the local derivative without dout (chain rule not applied), or dout alone (derivative missing),
-  or 1 − f′ (the mask inverted);
+  1 − f′ (the mask inverted) or 2 − f′ (a sign flipped inside 1 − g);
 - a missing or extra factor from the usual building blocks (y, 1 − y, 1 + y, 1 − y², x);
 - the derivative of another common activation, written in terms of y or x;
 - one term of the product rule for f(x) = x · g(x) (g = y / x);
@@ -70,8 +70,8 @@ def is_elementwise(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray, o
     entries changes the output at those entries and nowhere else (two forward calls)."""
     if out.shape != x.shape or x.size < 2:
         return out.shape == x.shape and x.size == 1
-    for flat in (0, x.size // 2 + (x.size > 2)):
-        index = np.unravel_index(min(flat, x.size - 1), x.shape)
+    for flat in (0, x.size // 2):  # two different entries (x.size >= 2)
+        index = np.unravel_index(flat, x.shape)
         nudged = x.copy()
         nudged[index] += 0.5 * max(1.0, abs(nudged[index]))
         moved = _quiet(lambda: forward(nudged))
@@ -153,6 +153,9 @@ def elementwise_hypotheses(
         Hypothesis(f"{name} uses 1 − f′(x) instead of f′(x): the mask or the derivative is inverted "
                    "(where f′ should be 1 yours is 0, and the reverse).",
                    lambda: explains(got, times_dout(1.0 - fprime()))),
+        Hypothesis(f"{name} uses 1 + g where the derivative is 1 − g (yours is 2 − f′(x)): a sign inside the "
+                   "derivative is flipped (e.g. 1 + y² for tanh's 1 − y²).",
+                   lambda: explains(got, times_dout(2.0 - fprime()))),
         Hypothesis(f"{name} evaluates the derivative at dout instead of at the input x (e.g. a mask taken "
                    "from dout > 0): f′ must be evaluated where forward was, at x.",
                    lambda: explains(got, times_dout(slopes("dout", dout)))),
