@@ -391,7 +391,140 @@ def test_share_named_correctly():
     assert share >= NAMED_TARGET, unnamed
 
 
-ALTERNATIVES = [("01_layers", k, v) for k, v in LAYER_ALTERNATIVES.items()] + \
+# More correct answers, in the styles the new diagnoses could mistake for errors: derivatives taken
+# from the input rather than the output, np.heaviside masks, numpy floats instead of Python floats,
+# velocities kept in a dict and parameters replaced by new arrays.
+MORE_ALTERNATIVES = {
+    "linear with np.dot": ("01_layers", "linear", '''
+class Linear(Module):
+    def __init__(self, in_features, out_features, rng=None):
+        rng = np.random.default_rng() if rng is None else rng
+        self.in_features, self.out_features = in_features, out_features
+        self.W = Parameter(rng.standard_normal((in_features, out_features)) * math.sqrt(2.0 / in_features))
+        self.b = Parameter(np.zeros(out_features))
+
+    def forward(self, x):
+        self.cache = x
+        return np.dot(x, self.W.data) + self.b.data
+
+    def backward(self, dout):
+        self.W.grad = np.dot(self.cache.T, dout)
+        self.b.grad = np.sum(dout, axis=0)
+        if self.needs_input_grad:
+            return np.dot(dout, self.W.data.T)
+        return None
+'''),
+    "relu with a heaviside mask": ("01_layers", "relu", '''
+class ReLU(Module):
+    def forward(self, x):
+        self.x = x
+        return x * (x > 0)
+
+    def backward(self, dout):
+        return dout * np.heaviside(self.x, 0.0)
+'''),
+    "sigmoid through logaddexp": ("01_layers", "sigmoid", '''
+class Sigmoid(Module):
+    def forward(self, x):
+        self.y = np.exp(-np.logaddexp(0.0, -x))
+        return self.y
+
+    def backward(self, dout):
+        return dout * self.y * (1.0 - self.y)
+'''),
+    "tanh with the derivative from the input": ("01_layers", "tanh", '''
+class Tanh(Module):
+    def forward(self, x):
+        self.x = x
+        return np.tanh(x)
+
+    def backward(self, dout):
+        return dout / np.cosh(self.x) ** 2
+'''),
+    "gelu with sech squared": ("01_layers", "gelu", '''
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_CUBIC = 0.044715
+
+
+class GELU(Module):
+    def forward(self, x):
+        self.x = x
+        return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x ** 3)))
+
+    def backward(self, dout):
+        u = SQRT_2_OVER_PI * (self.x + GELU_CUBIC * self.x ** 3)
+        sech2 = 1.0 / np.cosh(np.clip(u, -300, 300)) ** 2
+        du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * self.x ** 2)
+        return dout * (0.5 * (1.0 + np.tanh(u)) + 0.5 * self.x * sech2 * du)
+'''),
+    "cross-entropy with a log-sum-exp and a numpy float": ("02_losses", "cross_entropy", '''
+class SoftmaxCrossEntropy(Module):
+    def forward(self, scores, y):
+        m = scores.max(axis=1)
+        lse = m + np.log(np.exp(scores - m[:, None]).sum(axis=1))
+        self.p = np.exp(scores - lse[:, None])
+        self.y = y
+        return np.mean(lse - scores[np.arange(len(y)), y])
+
+    def backward(self):
+        d = self.p.copy()
+        d[np.arange(len(self.y)), self.y] -= 1
+        return d / len(self.y)
+'''),
+    "euclidean as a mean of row sums": ("02_losses", "euclidean", '''
+class EuclideanLoss(Module):
+    def forward(self, scores, y):
+        self.d = scores - np.eye(scores.shape[1])[y]
+        return float(np.mean(0.5 * np.sum(self.d ** 2, axis=1)))
+
+    def backward(self):
+        return self.d / self.d.shape[0]
+'''),
+    "hinge with a loop over the samples": ("02_losses", "hinge", '''
+class MulticlassHinge(Module):
+    def __init__(self, margin=1.0):
+        self.margin = margin
+
+    def forward(self, scores, y):
+        n, c = scores.shape
+        self.grad = np.zeros_like(scores, dtype=float)
+        total = 0.0
+        for i in range(n):
+            for j in range(c):
+                if j != y[i]:
+                    m = scores[i, j] - scores[i, y[i]] + self.margin
+                    if m > 0:
+                        total += m
+                        self.grad[i, j] += 1.0 / n
+                        self.grad[i, y[i]] -= 1.0 / n
+        return total / n
+
+    def backward(self):
+        return self.grad.copy()
+'''),
+    "sgd with momentum written as v[:] = ... and new parameter arrays": ("04_training", "sgd", '''
+class SGD:
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        self.params = list(params)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.velocity = [np.zeros_like(p.data) for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        for p, v in zip(self.params, self.velocity):
+            if p.grad is None:
+                continue
+            g = p.grad + (self.weight_decay * p.data if p.data.ndim > 1 else 0.0)
+            v[:] = self.momentum * v + g
+            p.data = p.data - self.lr * v
+'''),
+}
+
+ALTERNATIVES = [(stem, k, (gid, source)) for k, (stem, gid, source) in MORE_ALTERNATIVES.items()] + \
+    [("01_layers", k, v) for k, v in LAYER_ALTERNATIVES.items()] + \
     [("02_losses", k, v) for k, v in LOSS_ALTERNATIVES.items()] + \
     [("04_training", k, v) for k, v in TRAINING_ALTERNATIVES.items()]
 
