@@ -24,8 +24,8 @@ import numpy as np
 from .diagnose import Context, Hypothesis, diagnose, explains
 from .elementwise import elementwise_hypotheses, is_elementwise
 from .numeric import GRAD_TOL, KINK_TOL, SCALE_FLOOR, Probe, sample_indices, scaled_error
-from .values import value_hypotheses
 from .report import CheckReport, Item
+from .values import value_hypotheses
 
 __all__ = [
     "check_layer",

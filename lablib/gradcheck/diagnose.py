@@ -111,6 +111,20 @@ def _either(name: str, factor: float, ctx: Context) -> str:
             "if its own check fails too, fix that first)")
 
 
+#: Where a factor 2 or ½ usually comes from, by (factor, who produced the array, what it is).
+_EXAMPLES = {
+    (2.0, "loss", "gradient"): " (the Euclidean loss has ½ in front so that its gradient has none)",
+    (2.0, "loss", "value"): " (the Euclidean loss has ½ in front)",
+    (2.0, "function", "gradient"): " (the derivative of ½x² is x)",
+    (0.5, "loss", "gradient"): " (the derivative of ½(s−t)² is (s−t), of (s−t)² it is 2(s−t))",
+    (0.5, "function", "gradient"): " (the derivative of λ‖W‖² is 2λW)",
+}
+
+
+def _example(factor: float, ctx: Context) -> str:
+    return _EXAMPLES.get((factor, ctx.kind, ctx.what), "")
+
+
 def describe_scale(name: str, factor: float, ctx: Context) -> str:
     """A sentence for `received ≈ factor × expected`, with the likely cause."""
     n, c, noun = ctx.batch_size, ctx.num_classes, ctx.noun
@@ -158,14 +172,9 @@ def describe_scale(name: str, factor: float, ctx: Context) -> str:
                 "does forward average over every entry (N·C, classes too) instead of over the batch (N)? "
                 "The loss sums over the classes and averages over the samples.")
     if near(2.0):
-        example = {"loss": " (the Euclidean loss has ½ in front so that its gradient has none)",
-                   "function": " (the derivative of ½x² is x)"}.get(ctx.kind, "") if ctx.what == "gradient" else (
-                   " (the Euclidean loss has ½ in front)" if ctx.kind == "loss" else "")
-        return f"{name} is twice too large: a term counted twice, or a missing 1/2{example}{either}."
+        return f"{name} is twice too large: a term counted twice, or a missing 1/2{_example(2.0, ctx)}{either}."
     if near(0.5):
-        example = {"loss": " (the derivative of ½(s−t)² is (s−t), of (s−t)² it is 2(s−t))",
-                   "function": " (the derivative of λ‖W‖² is 2λW)"}.get(ctx.kind, "") if ctx.what == "gradient" else ""
-        return f"{name} is half of what it should be: a factor 2 is missing{example}{either}."
+        return f"{name} is half of what it should be: a factor 2 is missing{_example(0.5, ctx)}{either}."
     if ctx.what == "update":
         return (f"{name} moved {factor:.4g} times as far as expected: a factor of the step is wrong "
                 "(the learning rate applied twice or not at all?).")
