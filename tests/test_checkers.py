@@ -713,3 +713,24 @@ def test_a_function_whose_gradient_is_zero_gets_function_words():
     with_bias = lambda W, b: 0.1 * (np.sum(W**2) + np.sum(b**2))  # noqa: E731
     text = failing(check_gradient(with_bias, [W, b], [0.2 * W, np.zeros(2)], ["W", "b"]), "db")
     assert "should not depend on it" in text
+
+
+def test_a_network_blames_its_wrong_layer_or_else_the_chaining():
+    class BadChild(Network):
+        def __init__(self, sizes, seed=0):
+            super().__init__(sizes, seed)
+            self.layers[2] = TransposedDW(sizes[1], sizes[2], seed + 1)
+
+    x = np.random.default_rng(3).standard_normal((4, 5))
+    report = check_layer(BadChild((5, 5, 5)), x)
+    assert "layers[2] (dW) fails check_layer on its own" in failing(report, "dlayers[2].W")
+
+    class ForwardOrderBackward(Network):
+        def backward(self, dout):
+            for layer in self.layers:
+                dout = layer.backward(dout)
+            return dout
+
+    report = check_layer(ForwardOrderBackward((5, 5, 5)), x)
+    assert "the mistake is in how ForwardOrderBackward chains them" in failing(report, "dlayers[0].W")
+    assert check_layer(Network((5, 5, 5)), x).passed

@@ -254,7 +254,7 @@ SGD_STEP = "p.data -= self.lr * v"
 TRAINING = {
     "sequential: backward in forward order": M(
         "sequential", "for layer in reversed(self.layers):\n            dout", "for layer in self.layers:\n            dout",
-        "test_sequential_backward", "order"),
+        "test_sequential_backward", "chains them", "reverse order"),
     "sequential: forward in reverse order": M(
         "sequential", "for layer in self.layers:\n            x = layer(x)",
         "for layer in reversed(self.layers):\n            x = layer(x)", "test_sequential_forward", "reverse order"),

@@ -394,7 +394,61 @@ def check_layer(
     if not dx_item.passed and dx_arr is not None:
         with np.errstate(all="ignore"):
             _blame_a_transposed_weight(report, clone, params, x64, dx_arr, dout, arrays)
+    compared = [report.items[name] for name, arr in arrays.items() if arr is not None]
+    if any(not item.passed for item in compared):
+        _blame_a_layer_or_the_chaining(report, clone, x64, compared, seed)
     return report
+
+
+def _inputs_of_children(module: Any, x: np.ndarray) -> dict[str, tuple[Any, np.ndarray]]:
+    """{name: (child, the input it received)} for the direct child modules one forward call reaches."""
+    children = list(module.named_children()) if hasattr(module, "named_children") else []
+    if any("forward" in vars(child) for _, child in children):
+        return {}  # a forward set on the instance: leave it alone
+    seen: dict[str, tuple[Any, np.ndarray]] = {}
+    for name, child in children:
+        def recording(*args: Any, _child=child, _name=name, **kwargs: Any) -> Any:
+            if args and _name not in seen:
+                seen[_name] = (_child, np.array(args[0], dtype=np.float64))
+            return type(_child).forward(_child, *args, **kwargs)
+
+        child.forward = recording
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            module.forward(x.copy())
+    except Exception:  # noqa: BLE001 - then nothing is learnt about the children
+        seen.clear()
+    finally:
+        for _, child in children:
+            child.__dict__.pop("forward", None)
+    return seen
+
+
+def _blame_a_layer_or_the_chaining(
+    report: CheckReport, clone: Any, x64: np.ndarray, failed: list[Item], seed: int
+) -> None:
+    """A container (a network, a Sequential) failed: check each child layer on the input it received.
+    A child that fails on its own is the one to fix; if every child passes, the chaining is wrong."""
+    children = _inputs_of_children(clone, x64)
+    if not children:
+        return
+    broken = []
+    for name, (child, child_x) in children.items():
+        sub = check_layer(child, child_x, seed=seed)
+        report.evaluations += sub.evaluations
+        if not sub.passed:
+            broken.append(f"{name} ({', '.join(sub.failed())})")
+    if broken:
+        sentence = (f"{', '.join(broken[:3])} fails check_layer on its own, on the input it receives here: "
+                    "fix that layer first.")
+    else:
+        sentence = (f"every layer ({', '.join(children)}) passes check_layer on its own, on the input it receives "
+                    f"here: the mistake is in how {type(clone).__name__} chains them (forward calls the layers in "
+                    "order; backward calls them in reverse order, each on the gradient the next one returned).")
+    for item in failed:
+        if not item.passed:
+            item.problems.insert(0, sentence)
 
 
 def _one_sample_hypotheses(
