@@ -124,6 +124,8 @@ def _as_array(
                     "local derivative or by a weight matrix)")
         elif len(shape) == 2 and arr.shape == shape[::-1]:
             hint = " (the transpose: did you swap the order of a matrix product?)"
+        elif upstream is not None and arr.shape == () and shape != ():
+            hint = " (one number: summed over every axis? A parameter's gradient sums over the batch only, axis 0)"
         elif upstream is not None and upstream.ndim >= 2 and arr.shape == upstream.shape[:1] != shape:
             hint = (f" (one entry per sample, N = {upstream.shape[0]}: summed over the wrong axis? A "
                     "parameter's gradient sums over the batch, axis 0)")
