@@ -734,3 +734,8 @@ def test_a_network_blames_its_wrong_layer_or_else_the_chaining():
     report = check_layer(ForwardOrderBackward((5, 5, 5)), x)
     assert "the mistake is in how ForwardOrderBackward chains them" in failing(report, "dlayers[0].W")
     assert check_layer(Network((5, 5, 5)), x).passed
+
+
+def test_check_values_rejects_an_unknown_kind_of_array():
+    with pytest.raises(ValueError, match="gradient, value, update"):
+        check_values("p", [1.0], [1.0], what="parameter")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .diagnose import Context, Hypothesis, diagnose, explains
+from .diagnose import WHAT, Context, Hypothesis, diagnose, explains
 from .elementwise import elementwise_hypotheses, is_elementwise
 from .numeric import GRAD_TOL, KINK_TOL, SCALE_FLOOR, Probe, sample_indices, scaled_error
 from .report import CheckReport, Item
@@ -711,6 +711,8 @@ def check_values(
     transpose or a row-permutation of the expected values, normalised over the wrong axis, or off
     by the same offset in every row.
     """
+    if what not in WHAT:
+        raise ValueError(f"check_values(what={what!r}): what must be one of {', '.join(WHAT)}")
     expected = np.asarray(expected, dtype=np.float64)
     report = CheckReport(f"check_values: {name}")
     item = report.item(name)

@@ -27,8 +27,8 @@ EXPLAIN_TOL = 1e-3
 #: Below this size an array counts as zero when errors are scaled.
 ZERO = 1e-12
 
-#: The kinds of arrays the diagnoses talk about, and the noun they use for each.
-WHAT = {"gradient": "gradient", "value": "value", "update": "update"}
+#: What an array can be; the diagnoses use the word itself as the noun ("the expected update").
+WHAT = ("gradient", "value", "update")
 
 Index = tuple[int, ...]
 
@@ -55,7 +55,7 @@ class Context:
 
     @property
     def noun(self) -> str:
-        return WHAT.get(self.what, "value")
+        return self.what if self.what in WHAT else "value"
 
 
 @dataclass(frozen=True)
