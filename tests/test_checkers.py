@@ -739,3 +739,14 @@ def test_a_network_blames_its_wrong_layer_or_else_the_chaining():
 def test_check_values_rejects_an_unknown_kind_of_array():
     with pytest.raises(ValueError, match="gradient, value, update"):
         check_values("p", [1.0], [1.0], what="parameter")
+
+
+def test_dx_computed_with_the_weight_gradient_is_named():
+    class DxWithGrad(Linear):
+        def backward(self, dout):
+            super().backward(dout)
+            return dout @ self.W.grad.T
+
+    report = check_layer(DxWithGrad(5, 3), _x())
+    assert "dx is computed with W.grad where the weight itself (W.data) belongs" in failing(report, "dx")
+    assert report.items["dW"].passed

@@ -395,7 +395,7 @@ def check_layer(
         compare("d" + name, p.data, lambda: clone.forward(x64.copy()), ctx_p, param_hypotheses(name, p.data))
     if not dx_item.passed and dx_arr is not None:
         with np.errstate(all="ignore"):
-            _blame_a_transposed_weight(report, clone, params, x64, dx_arr, dout, arrays)
+            _blame_a_weight(report, clone, params, x64, dx_arr, dout, arrays)
     compared = [report.items[name] for name, arr in arrays.items() if arr is not None]
     if any(not item.passed for item in compared):
         _blame_a_layer_or_the_chaining(report, clone, x64, compared, seed)
@@ -494,7 +494,29 @@ def _one_sample_hypotheses(
     return hyps
 
 
-def _blame_a_transposed_weight(
+def _dx_with_weight(clone: Any, p: Any, weight: np.ndarray, x64: np.ndarray, dout: np.ndarray,
+                    dx: np.ndarray, report: CheckReport) -> bool:
+    """Whether dx is the numeric gradient of the forward with p.data replaced by `weight`."""
+    data = p.data
+    try:
+        p.data = np.ascontiguousarray(weight)
+        probe = Probe(lambda: clone.forward(x64.copy()), x64, dout)
+        indices = list(np.ndindex(x64.shape))[:FULL_CHECK_MAX]
+        candidate = np.array([probe.at(i)[0] for i in indices])
+    except Exception:  # noqa: BLE001 - the hypothesis cannot be tested
+        return False
+    finally:
+        p.data = data
+    report.evaluations += probe.evaluations
+    return explains(np.array([dx[i] for i in indices]), candidate)
+
+
+def _only(item: Item, sentence: str) -> None:
+    """Make `sentence` the item's diagnosis (the measured worst entry stays)."""
+    item.problems = [sentence] + [q for q in item.problems if q.startswith("worst entry")]
+
+
+def _blame_a_weight(
     report: CheckReport,
     clone: Any,
     params: list[tuple[str, Any]],
@@ -503,41 +525,35 @@ def _blame_a_transposed_weight(
     dout: np.ndarray,
     arrays: dict[str, np.ndarray | None],
 ) -> None:
-    """dx failed: is it the gradient the forward would have with a square weight transposed?
+    """dx failed: is it the gradient the forward would have with another weight matrix?
 
-    If so and that weight's gradient failed too, one mistake explains both: forward uses W.T
-    (and the backward, right for y = x @ W, is blamed for nothing). If the weight's gradient passed,
-    dx is the one missing a transpose (which a square W or a batch of one hides from a shape check).
+    - with a square weight transposed: if that weight's gradient failed too, one mistake explains
+      both, forward uses W.T (and the backward, right for y = x @ W, is blamed for nothing); if it
+      passed, dx is the one missing a transpose (a square W or a batch of one hides it from a shape check);
+    - with the weight replaced by its gradient: dx used W.grad where W.data belongs.
     """
+    dx_item = report.items["dx"]
     for name, p in params:
-        data = p.data
-        if data.ndim != 2 or data.shape[0] != data.shape[1] or data.shape[0] < 2:
+        data, grad = p.data, arrays.get("d" + name)
+        if data.ndim != 2:
             continue
-        try:
-            p.data = np.ascontiguousarray(data.T)
-            probe = Probe(lambda: clone.forward(x64.copy()), x64, dout)
-            indices = list(np.ndindex(x64.shape))[:FULL_CHECK_MAX]
-            candidate = np.array([probe.at(i)[0] for i in indices])
-        except Exception:  # noqa: BLE001 - the hypothesis cannot be tested
-            continue
-        finally:
-            p.data = data
-        report.evaluations += probe.evaluations
-        if not explains(np.array([dx[i] for i in indices]), candidate):
-            continue
-        dx_item, w_item = report.items["dx"], report.items["d" + name]
-        if not w_item.passed and arrays.get("d" + name) is not None:
-            blame = (f"forward seems to use {name}.T instead of {name}: with {name} transposed, the numeric "
-                     f"gradients of your forward match your dx and d{name}. {name} has shape (in, out) and "
-                     f"y = x @ {name}; fix forward (your backward is consistent with that).")
-            for item in (dx_item, w_item):
-                item.problems = [blame] + [q for q in item.problems if q.startswith("worst entry")]
-        else:
-            dx_item.problems = [
-                f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used {name} "
-                f"(for y = x @ {name}, ∂L/∂x = dout @ {name}ᵀ; a square {name} or a batch of one hides "
-                "this from a shape check)."] + [q for q in dx_item.problems if q.startswith("worst entry")]
-        return
+        w_item = report.items["d" + name]
+        if data.shape[0] == data.shape[1] > 1 and _dx_with_weight(clone, p, data.T, x64, dout, dx, report):
+            if not w_item.passed and grad is not None:
+                blame = (f"forward seems to use {name}.T instead of {name}: with {name} transposed, the numeric "
+                         f"gradients of your forward match your dx and d{name}. {name} has shape (in, out) and "
+                         f"y = x @ {name}; fix forward (your backward is consistent with that).")
+                _only(dx_item, blame)
+                _only(w_item, blame)
+            else:
+                _only(dx_item, f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used "
+                               f"{name} (for y = x @ {name}, ∂L/∂x = dout @ {name}ᵀ; a square {name} or a batch of "
+                               "one hides this from a shape check).")
+            return
+        if grad is not None and grad.shape == data.shape and np.any(grad) \
+                and _dx_with_weight(clone, p, grad, x64, dout, dx, report):
+            _only(dx_item, f"dx is computed with {name}.grad where the weight itself ({name}.data) belongs.")
+            return
 
 
 def check_loss(
