@@ -260,6 +260,10 @@ def check_layer(
         CheckReport with items "forward", "dx" and "d<name>" for each parameter. Also detected:
         a mutated input or upstream gradient, grads accumulated over two backward calls instead of
         set, None / NaN / wrongly shaped results, and exceptions in the student's code.
+    A failed comparison is diagnosed with what the checker can observe: for an elementwise layer,
+    the derivative of its own forward at other points (see `elementwise`); for a weight, the forward
+    with the weight transposed or replaced by its gradient, and one sample's share of its gradient;
+    for a network, each child layer checked on the input it receives.
     """
     rng = np.random.default_rng(seed)
     x64 = np.array(x, dtype=np.float64)
@@ -573,7 +577,8 @@ def check_loss(
         scores: class scores, shape (N, C); used in float64.
         y: integer labels, shape (N,), values in [0, C).
     Returns:
-        CheckReport with items "forward" and "dscores".
+        CheckReport with items "forward" and "dscores". Forward must be the batch mean: two copies
+        of the batch must give the same value (a sum gives twice, and dscores is then not blamed).
     """
     rng = np.random.default_rng(seed)
     s64 = np.array(scores, dtype=np.float64)
