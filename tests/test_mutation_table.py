@@ -363,10 +363,15 @@ def _results(stem: str, replace: dict[str, str]) -> dict[str, cells.CellResult]:
     return {gid: r for gid, r in results.items() if gid in graded}
 
 
+def _flat(text: str | None) -> str:
+    """The message with every run of whitespace made one space (a report may wrap its lines)."""
+    return " ".join((text or "").split())
+
+
 def named(mistake: Mistake, results: dict[str, cells.CellResult]) -> bool:
     for cell, words in mistake.expect.items():
-        error = results[cell].error
-        if error is None or not all(w.lower() in error.lower() for w in words):
+        error = _flat(results[cell].error).lower()
+        if not error or not all(_flat(w).lower() in error for w in words):
             return False
     return True
 
@@ -375,8 +380,7 @@ def blamed_right_arrays(mistake: Mistake, results: dict[str, cells.CellResult]) 
     """Diagnosis sentences ("-> dx is ...") about an array that is right, not naming the culprit."""
     found = []
     for r in results.values():
-        for line in (r.error or "").splitlines():
-            sentence = line.split("-> ", 1)[1] if "-> " in line else ""
+        for sentence in _flat(r.error).split("-> ")[1:]:
             for array in mistake.right:
                 if re.match(rf"{re.escape(array)}\b", sentence) and mistake.culprit not in sentence:
                     found.append(sentence)
