@@ -158,7 +158,7 @@ LAYERS = {
     # GELU
     "gelu: forward without the cubic term": M(
         "gelu", "self.tanh_u = np.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x ** 3))",
-        "self.tanh_u = np.tanh(SQRT_2_OVER_PI * x)", "test_gelu_backward", "higher power of x"),
+        "self.tanh_u = np.tanh(SQRT_2_OVER_PI * x)", "test_gelu_backward", "higher power of x", right=("dx",)),
     "gelu: backward without the product-rule term": M(
         "gelu", GELU_BWD, "return dout * (0.5 * (1.0 + t))", "test_gelu_backward", "product rule"),
     "gelu: backward with only the product-rule term": M(
@@ -202,7 +202,7 @@ LOSSES = {
         "euclidean", "self.diff = scores - target", "self.diff = scores - y[:, None]", "test_euclidean_forward", "one-hot"),
     "hinge: averaged over every entry": M(
         "hinge", "return float(np.maximum(margins, 0.0).sum() / len(y))", "return float(np.maximum(margins, 0.0).mean())",
-        "test_hinge_forward", "every entry"),
+        "test_hinge_forward", "every entry", right=("dscores",)),
     "cross-entropy: log of softmax underflows": M(
         "cross_entropy", CE_LOG, "log_probs = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))",
         "test_cross_entropy_forward", "log-softmax"),

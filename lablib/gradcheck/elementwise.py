@@ -190,7 +190,8 @@ def elementwise_hypotheses(
             lambda f=factor: explains(got, times_dout(fprime() * f(xs, ys)))))
     hyps.append(Hypothesis(
         f"{name} is right for small |x| and wrong for larger |x|: a term with a higher power of x "
-        "(x², x³) has a wrong coefficient (e.g. d/dx x³ = 3x², and the chain rule through the inner function).",
+        "(x², x³) has a wrong coefficient (e.g. d/dx x³ = 3x², and the chain rule through the inner function) "
+        "— in backward, or in your forward (dx is compared with the numeric gradient of your forward).",
         lambda: _right_only_near_zero(got, xs, times_dout(fprime()))))
     return hyps
 
