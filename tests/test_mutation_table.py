@@ -152,7 +152,7 @@ LAYERS = {
     "tanh: derivative 1 + tanh squared": M(
         "tanh", TANH_BWD, "return dout * (1.0 + self.out ** 2)", "test_tanh_backward", "sign"),
     "tanh: derivative (1 - tanh) squared": M(
-        "tanh", TANH_BWD, "return dout * (1.0 - self.out) ** 2", "test_tanh_backward", "factor"),
+        "tanh", TANH_BWD, "return dout * (1.0 - self.out) ** 2", "test_tanh_backward", "factor (1 − y) where (1 + y) belongs"),
     "sigmoid: derivative with an extra s": M(
         "sigmoid", SIG_BWD, "return dout * self.out ** 2 * (1.0 - self.out)", "test_sigmoid_backward", "extra factor y"),
     # GELU

@@ -10,7 +10,8 @@ knowing which activation it is looking at:
   evaluated at y (a formula meant for the output applied to the input);
 - the local derivative without dout (chain rule not applied), or dout alone (derivative missing),
   1 − f′ (the mask inverted) or 2 − f′ (a sign flipped inside 1 − g);
-- a missing or extra factor from the usual building blocks (y, 1 − y, 1 + y, 1 − y², x);
+- a missing or extra factor from the usual building blocks (y, 1 − y, 1 + y, 1 − y², x), or one
+  of them where another belongs;
 - the derivative of another common activation, written in terms of y or x;
 - one term of the product rule for f(x) = x · g(x) (g = y / x);
 - a slope where the forward is flat (or the reverse) on one side of zero: a leaky ReLU;
@@ -188,6 +189,13 @@ def elementwise_hypotheses(
             f"{name} has an extra factor {words} (y is the output of forward, x its input): compare your "
             "derivative with the formula term by term.",
             lambda f=factor: explains(got, times_dout(fprime() * f(xs, ys)))))
+    for missing, f_missing in FACTORS:
+        for extra, f_extra in FACTORS:
+            if missing != extra:
+                hyps.append(Hypothesis(
+                    f"{name} has a factor {extra} where {missing} belongs (y is the output of forward, x its "
+                    "input): compare your derivative with the formula term by term.",
+                    lambda fm=f_missing, fe=f_extra: explains(got * fm(xs, ys), times_dout(fprime() * fe(xs, ys)))))
     hyps.append(Hypothesis(
         f"{name} is right for small |x| and wrong for larger |x|: a term with a higher power of x "
         "(x², x³) has a wrong coefficient (e.g. d/dx x³ = 3x², and the chain rule through the inner function) "
