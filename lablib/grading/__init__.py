@@ -1,5 +1,5 @@
 """Grading around nbgrader: the student release (`release`), the student's self-check (`check`),
 and the instructor's pipeline: `collect` (submissions into the course), `autograde` (grading in a
-sandbox: `sandbox`, `wire`, `_sandbox_worker`), `feedback` (HTML per student) and `export` (CSV).
+sandbox: the `sandbox` package), `feedback` (HTML per student) and `export` (CSV).
 Submodules are imported on demand; see `lablib.cli` for the commands.
 """

@@ -1,7 +1,7 @@
 """`lablib grade`: autograde every collected submission, with scores the submission cannot change.
 
 What runs where (per notebook of a submission; the source notebook is the instructor's, with hidden
-tests; `sandbox.py` describes the worker's isolation):
+tests; `sandbox/` describes the worker's isolation):
 
 - **Answer cells** (nbgrader `solution` code cells): the student's text, found by grade_id in their
   notebook (a missing or non-code one counts as the blank release version), runs in the *worker*.
@@ -86,7 +86,7 @@ from lablib import cells  # noqa: E402
 
 from . import paths  # noqa: E402
 from .check import _BLAS_THREAD_VARS, _outline, _read
-from .sandbox import Sandbox, WorkerLost  # noqa: E402
+from .sandbox import Sandbox, WorkerLost, preflight  # noqa: E402
 
 __all__ = [
     "GRADE_CELL_TIMEOUT_S", "GRADE_NOTEBOOK_TIMEOUT_S", "GRADE_MEMORY_MB", "STATUSES",
@@ -831,6 +831,8 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
                          "in_kernel": in_kernel})
     skipped = len(results)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    if todo:  # isolation (issue 13): no sandbox can start -> SandboxUnavailable before the first submission
+        preflight(memory_mb)
 
     def record(data: dict) -> None:
         grade = NotebookGrade.from_dict(data)

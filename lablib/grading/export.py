@@ -7,7 +7,9 @@ a plain in-kernel run of the same notebooks scored: see `autograde`'s in-kernel 
 when none ran), `possible` (automatic points of the whole lab); `review`: empty, or why a person
 should look at this submission (any notebook not cleanly graded, a worker that ran without
 isolation, or an in-kernel result that disagrees with the authoritative one, e.g. "in-kernel 12/12
-vs authoritative 8/12 in 01_layers: tampering suspected, cells test_linear_dW, ..."). A score is
+vs authoritative 8/12 in 01_layers: tampering suspected, cells test_linear_dW, ..."); `isolation`: how
+the student's code was isolated (`bwrap`, or `limits, own uid` / `limits only`, which are flagged for
+review). A score is
 never a silent 0: its status column says why. Written answers (graded by hand) are not included.
 """
 
@@ -39,12 +41,12 @@ def export(build: str | os.PathLike | None = None) -> Path:
     header = ["student"]
     for s in sources:
         header += [Path(s.name).stem, f"{Path(s.name).stem} status"]
-    header += ["total", "in_kernel", "possible", "review"]
+    header += ["total", "in_kernel", "possible", "review", "isolation"]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
     for student in sorted(students):
-        row, total, review = [student], 0.0, []
+        row, total, review, isolation = [student], 0.0, [], set()
         in_kernel: float | None = None
         for s in sources:
             grade = results.get(student, {}).get(s.name)
@@ -58,13 +60,15 @@ def export(build: str | os.PathLike | None = None) -> Path:
                 review.append(f"{s.name} {grade.status}")
             if grade.isolation and ("NOT ISOLATED" in grade.isolation or "no privilege drop" in grade.isolation):
                 review.append(f"{s.name} graded without isolation")
+            if grade.isolation:  # "<level>: details" (sandbox.Isolation.describe)
+                isolation.add(grade.isolation.split(":", 1)[0])
             if grade.in_kernel_score is not None:
                 in_kernel = (in_kernel or 0.0) + grade.in_kernel_score
             note = in_kernel_review(grade)
             if note:
                 review.append(note)
         row += [f"{total:g}", "" if in_kernel is None else f"{in_kernel:g}", f"{sum(possible.values()):g}",
-                "; ".join(review)]
+                "; ".join(review), ", ".join(sorted(isolation))]
         writer.writerow(row)
     path = paths.grades_csv(build)
     _write_atomic(path, buf.getvalue())
