@@ -52,7 +52,7 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lablib.grading.check import CheckError, CheckResult, find_notebooks, iter_check, summary_line
+    from lablib.grading.check import CheckError, CheckResult, find_notebooks, iter_check, notebook_text, summary_line
 
     if args.timeout <= 0:
         print("lablib check: error: --timeout must be positive", file=sys.stderr)
@@ -73,7 +73,7 @@ def _check(args: argparse.Namespace) -> int:
     for checked in iter_check(notebooks, args.timeout, args.jobs, args.memory):
         result.notebooks.append(checked)
         if not args.json:
-            print(result.notebooks[-1].to_text(), end="\n\n", flush=True)
+            print(notebook_text(result.notebooks[-1]), end="\n\n", flush=True)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -82,7 +82,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    from lablib.grading.check import CHECK_MEMORY_MB, CHECK_TIMEOUT_S
+    from lablib.grading.check import CHECK_MEMORY_MB, CHECK_TIMEOUT_S  # standard library only
 
     p = sub.add_parser(
         "check", help="self-check your notebooks with the visible tests (student)",
@@ -150,8 +150,13 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Defaults of `lablib grade`, stated here so that building the parser imports no grader (nbformat,
+#: nbgrader): `python -m lablib check` must start in a release without them. A test keeps them equal
+#: to lablib.grading.grader's.
+GRADE_CELL_TIMEOUT_S, GRADE_NOTEBOOK_TIMEOUT_S, GRADE_MEMORY_MB = 30.0, 300.0, 3072
+
+
 def _add_grade(sub: argparse._SubParsersAction) -> None:
-    from lablib.grading.autograde import GRADE_CELL_TIMEOUT_S, GRADE_MEMORY_MB, GRADE_NOTEBOOK_TIMEOUT_S
 
     p = sub.add_parser(
         "grade", help="autograde every collected submission (instructor)",

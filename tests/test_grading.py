@@ -23,8 +23,12 @@ import pytest
 from conftest import NOTEBOOKS, ROOT, graded_cell_ids, load_notebook
 from lablib import cells
 from lablib.cli import main
-from lablib.grading import autograde, paths
-from lablib.grading.autograde import GradeRun, NotebookGrade, grade, in_kernel_review, load_results
+from lablib.grading import paths
+from lablib.grading.autograde import GradeRun, grade
+from lablib.grading.in_kernel import in_kernel_review, run_in_kernel
+from lablib.grading.plan import plan_notebook
+from lablib.grading.results import NotebookResult, Status, TestResult
+from lablib.grading.results import load_results as _load_results
 from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
@@ -195,6 +199,10 @@ def graded(tmp_path_factory):
     run = grade(build, jobs=2, cell_timeout=CELL_TIMEOUT, notebook_timeout=120, memory_mb=2048, progress=False)
     seconds = time.monotonic() - start
     return build, load_results(build), run, seconds
+
+
+def load_results(build: Path) -> dict[str, dict[str, NotebookResult]]:
+    return _load_results(paths.results_root(build))
 
 
 def score(results, student: str, stem: str) -> float:
@@ -432,34 +440,35 @@ def test_in_kernel_timeout_or_death_is_recorded_and_changes_nothing(graded):
 
 
 def test_in_kernel_review_text():
-    tests = [autograde.TestGrade(f"t{i}", "part", "", 1.0, status)
-             for i, status in enumerate(["passed", "failed", "passed"])]
-    g = NotebookGrade("s", "01_layers.ipynb", "graded", tests=tests, in_kernel_score=2.0, in_kernel_status="complete",
-                      in_kernel_tests={"t0": "passed", "t1": "passed", "t2": "failed"}, disagreements=["t1", "t2"])
+    tests = [TestResult(f"t{i}", "part", "", 1.0, status)
+             for i, status in enumerate([Status.PASSED, Status.FAILED, Status.PASSED])]
+    g = NotebookResult("01_layers.ipynb", Status.GRADED, student="s", tests=tests, in_kernel_score=2.0,
+                       in_kernel_status=Status.COMPLETE, disagreements=["t1", "t2"],
+                       in_kernel_tests={"t0": Status.PASSED, "t1": Status.PASSED, "t2": Status.FAILED})
     assert in_kernel_review(g) == ("in-kernel 2/3 vs authoritative 2/3 in 01_layers: tampering suspected, cells t1; "
                                    "and failed in-kernel but passed authoritatively, cells t2")
-    g.disagreements, g.in_kernel_tests["t1"] = ["t2"], "failed"
+    g.disagreements, g.in_kernel_tests["t1"] = ["t2"], Status.FAILED
     assert "tampering" not in in_kernel_review(g) and "cells t2" in in_kernel_review(g)
-    g.disagreements, g.in_kernel_status, g.in_kernel_message = [], "kernel died", "stopped at cell t1: gone"
+    g.disagreements, g.in_kernel_status, g.in_kernel_message = [], Status.DIED, "stopped at cell t1: gone"
     assert in_kernel_review(g) == ("01_layers in-kernel run kernel died (the cells after it not compared): "
                                    "stopped at cell t1: gone")
-    g.status = "kernel died"
+    g.status = Status.DIED
     assert in_kernel_review(g) == ""
-    g.in_kernel_score, g.in_kernel_status = None, ""
+    g.in_kernel_score, g.in_kernel_status = None, None
     assert in_kernel_review(g) == ""
 
 
 def test_in_kernel_run_that_cannot_start_leaves_the_grade_alone():
-    plan = autograde.plan_notebook(load_notebook("01_layers"))
-    result = NotebookGrade("s", "01_layers.ipynb", "graded", tests=copy.deepcopy(plan.tests))
+    plan = plan_notebook(load_notebook("01_layers"))
+    result = NotebookResult("01_layers.ipynb", Status.GRADED, student="s", tests=plan.fresh_results())
     for t in result.tests:
-        t.status = "passed"
+        t.status = Status.PASSED
     before = copy.deepcopy(result.tests)
 
     def broken_sandbox():
         raise OSError("no room")
 
-    autograde._run_in_kernel(plan, {}, broken_sandbox, result, 1.0, 1.0)
+    run_in_kernel(plan, {}, broken_sandbox, result, 1.0, 1.0)
     assert result.tests == before and result.status == "graded"
     assert result.in_kernel_status == "failed" and "no room" in result.in_kernel_message
     assert result.in_kernel_score == 0 and result.disagreements == []

@@ -22,7 +22,8 @@ from conftest import long_lines, runnable_here, solution_lines
 from lablib import cells, cli
 from lablib.grading import paths
 from lablib.grading import release as release_module
-from lablib.grading.check import CHECK_PROFILE, CHECKED, check
+from lablib.grading.check import CHECK_PROFILE, check, notebook_text
+from lablib.grading.results import Status
 from lablib.grading.release import INSTRUCTOR_ONLY, ReleaseError, release
 from lablib.training import PROFILE_VAR
 
@@ -182,7 +183,7 @@ def test_check_scores_the_release_zero(folder: Path, tmp_path: Path) -> None:
         result = check(notebooks, timeout=120)
     assert [Path(nb.path).name for nb in result.notebooks] == [p.name for p in runnable_here(SOURCES)]
     for nb in result.notebooks:
-        assert nb.status == CHECKED, nb.to_text()
+        assert nb.status is Status.GRADED, notebook_text(nb)
         assert nb.tests and nb.earned == 0 and nb.possible > 0
         for test in nb.tests:
             assert test.status == "failed", test

@@ -18,9 +18,11 @@ import io
 import os
 from pathlib import Path
 
-from . import paths
-from .autograde import GRADED, MISSING, _write_atomic, in_kernel_review, load_results, plan_notebook
 from lablib import cells
+
+from . import notebook, paths
+from .in_kernel import in_kernel_review
+from .results import Status, load_results, weak_isolation, write_atomic
 
 __all__ = ["export", "NOT_GRADED"]
 
@@ -30,8 +32,8 @@ NOT_GRADED = "not graded"
 def export(build: str | os.PathLike | None = None) -> Path:
     """Write the grades CSV; returns its path."""
     sources = paths.source_notebooks()
-    possible = {s.name: sum(t.points for t in plan_notebook(cells.load(s)).tests) for s in sources}
-    results = load_results(build)
+    possible = {s.name: sum(t.points for t in notebook.outline(cells.load(s)).tests) for s in sources}
+    results = load_results(paths.results_root(build))
     submitted = paths.submitted_root(build)
     students = set(results)
     if submitted.is_dir():
@@ -54,9 +56,9 @@ def export(build: str | os.PathLike | None = None) -> Path:
                 continue
             row += [f"{grade.earned:g}", grade.status]
             total += grade.earned
-            if grade.status not in (GRADED, MISSING):
+            if grade.status.is_fault:
                 review.append(f"{s.name} {grade.status}")
-            if grade.isolation and ("NOT ISOLATED" in grade.isolation or "no privilege drop" in grade.isolation):
+            if grade.isolation and weak_isolation(grade.isolation):
                 review.append(f"{s.name} graded without isolation")
             if grade.in_kernel_score is not None:
                 in_kernel = (in_kernel or 0.0) + grade.in_kernel_score
@@ -67,5 +69,5 @@ def export(build: str | os.PathLike | None = None) -> Path:
                 "; ".join(review)]
         writer.writerow(row)
     path = paths.grades_csv(build)
-    _write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
     return path

@@ -29,9 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
-from . import paths
+from . import notebook, paths
 from .check import CHECK_PROFILE, CHECK_TIMEOUT_S
 
 __all__ = ["ReleaseError", "Release", "release", "student_requirements"]
@@ -174,10 +172,9 @@ def _run_nbgrader(repo: Path, build: Path) -> str:
 def _check_readable(notebooks: list[Path]) -> None:
     for nb in notebooks:
         try:
-            nbformat.validate(nbformat.read(str(nb), as_version=4))
-        except Exception as err:  # noqa: BLE001 - any unreadable notebook stops the release
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ReleaseError(f"{nb} is not a valid notebook: {first}") from None
+            notebook.read(nb)
+        except notebook.NotebookError as err:
+            raise ReleaseError(f"{nb} is not a valid notebook: {err}") from None
 
 
 def release(build: str | os.PathLike | None = None, *, repo: str | os.PathLike | None = None) -> Release:
