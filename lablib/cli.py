@@ -5,7 +5,8 @@
     lablib grade [--build DIR] [--jobs N] [--timeout S] [--notebook-timeout S] [--memory MB] [--force]
                  [--student ID]...                  instructor: autograde every collected submission
     lablib feedback [--build DIR] [--student ID]... instructor: one HTML feedback page per student
-    lablib export [--build DIR]                     instructor: grades.csv (scores, a status per notebook)
+    lablib export [--build DIR]                     instructor: grades.csv (auto + written scores, a status per notebook)
+    lablib report [--build DIR] [--out FILE]        instructor: one HTML page about the class (pass rates, mistakes)
     lablib check PATH... [--timeout S] [--memory MB] [--jobs N] [--json]
                                                     student: self-check notebooks (files or folders)
 
@@ -214,17 +215,42 @@ def _export(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export", help="write grades.csv: per-notebook scores and statuses, total, review flag (instructor)",
-        description="<build>/grades.csv with one row per student: per notebook the automatic points and a status "
-                    "(graded, timed out, killed for memory, kernel died, malformed notebook, missing, not graded), "
-                    "the total, and a review column saying why a submission needs a look.",
+        description="<build>/grades.csv with one row per student: per notebook the autograded points, the points "
+                    "a TA gave the written answers in formgrader, and a status (graded, timed out, killed for memory, "
+                    "kernel died, malformed notebook, missing, not graded); the totals (equal to nbgrader export's), "
+                    "and a review column saying why a submission needs a look. Also: nbgrader export "
+                    "--exporter=lablib.grading.export.GradesCsv.",
     )
     _build_arg(p)
     p.set_defaults(run=_export)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from lablib.grading.report import report
+
+    path, rep = report(args.build, args.out)
+    if not rep.students:
+        print("lablib report: nothing graded yet (run lablib grade first)", file=sys.stderr)
+        return 1
+    print(f"Wrote {path}: {len(rep.students)} student(s), {len(rep.flagged)} notebook(s) to look at")
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="one HTML page about the class: pass rates, common mistakes, totals (instructor)",
+        description="<build>/report.html from the stored results (no regrading): per graded cell the share of "
+                    "the class that passed, the most common diagnoses with counts, the distribution of totals as "
+                    "a plot, and the submissions flagged for review or with a fault status.",
+    )
+    _build_arg(p)
+    p.add_argument("--out", metavar="FILE", default=None, help="where to write the page (default <build>/report.html)")
+    p.set_defaults(run=_report)
+
+
 #: One registration function per subcommand, in the order `--help` lists them.
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_release, _add_collect, _add_grade, _add_feedback, _add_export, _add_check)
+    _add_release, _add_collect, _add_grade, _add_feedback, _add_export, _add_report, _add_check)
 
 
 def build_parser() -> argparse.ArgumentParser:

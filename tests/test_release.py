@@ -242,3 +242,63 @@ def test_a_broken_source_notebook_stops_the_release_before_nbgrader(tmp_path: Pa
     assert not (tmp_path / "build").exists()
     with pytest.raises(ReleaseError, match="not a Backprop Lab checkout"):
         release(tmp_path / "build", repo=tmp_path)
+
+
+#: lablib modules only the instructor runs (they import nbgrader, nbformat): not the student's concern.
+INSTRUCTOR_MODULES = {"release", "collect", "autograde", "grader", "plan", "in_kernel", "gradebook", "export",
+                      "feedback", "report", "sandbox", "_sandbox_worker", "wire", "cells"}
+
+
+def third_party_imports(folder: Path) -> set[str]:
+    """Top-level modules imported by the release's notebooks and by the lablib they run, outside the
+    standard library (instructor-only grading modules left out)."""
+    import ast
+    import json
+
+    sources = []
+    for nb in folder.glob("*.ipynb"):
+        sources += ["\n".join(line for line in "".join(c["source"]).splitlines() if not line.lstrip().startswith(("%", "!")))
+                    for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    for module in (folder / "lablib").rglob("*.py"):
+        if module.stem not in INSTRUCTOR_MODULES:
+            sources.append(module.read_text())
+    found = set()
+    for text in sources:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"lablib", "__future__", "torch"}  # torch: crosscheck only
+
+
+def test_requirements_cover_everything_the_release_imports(folder: Path) -> None:
+    """requirements.txt comes from pyproject.toml's dependencies (one place); every module the release
+    imports is installed by one of them or by what they require. ipywidgets is not imported by name:
+    tqdm.auto needs it for the progress bar in JupyterLab."""
+    import importlib.metadata as md
+
+    wanted = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower().replace("_", "-")
+              for r in (folder / "requirements.txt").read_text().split("\n") if r.strip()}
+    assert {"numpy", "matplotlib", "tqdm", "ipywidgets", "jupyterlab"} <= wanted
+
+    def closure(names: set[str]) -> set[str]:
+        seen, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                requires = md.requires(name) or []
+            except md.PackageNotFoundError:
+                continue
+            todo += [re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower().replace("_", "-")
+                     for r in requires if "extra ==" not in r]
+        return seen
+
+    installed = closure(wanted)
+    providers = md.packages_distributions()
+    missing = {m: providers.get(m) for m in third_party_imports(folder)
+               if not {d.lower().replace("_", "-") for d in providers.get(m, [])} & installed}
+    assert not missing, f"imported by the release but not installed by requirements.txt: {missing}"

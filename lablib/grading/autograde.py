@@ -29,6 +29,7 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 from . import paths  # noqa: E402
 from ._proc import BLAS_THREAD_VARS  # noqa: E402
+from .gradebook import autograded_path  # noqa: E402
 from .grader import GRADE_CELL_TIMEOUT_S, GRADE_MEMORY_MB, GRADE_NOTEBOOK_TIMEOUT_S, grade_notebook  # noqa: E402
 from .in_kernel import in_kernel_review  # noqa: E402
 from .plan import sha256  # noqa: E402
@@ -122,6 +123,7 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
     source_sha = {s.name: sha256(s.read_bytes()) for s in sources}
     hide = [str(paths.repo_root()), str(build)] + sorted({str(s.parent) for s in sources})
     results: list[NotebookResult] = []
+    fresh: list[NotebookResult] = []  # graded now, or not yet in nbgrader's autograded/
     todo: list[dict] = []
     for student in names:
         folder = submitted / student / paths.ASSIGNMENT_ID
@@ -130,6 +132,8 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
             kept = None if force else _up_to_date(out, folder / source.name, source_sha[source.name])
             if kept is not None:
                 results.append(kept)
+                if gradebook and not autograded_path(build, student, source.name).is_file():
+                    fresh.append(kept)
                 continue
             todo.append({"source": str(source), "submission": str(folder), "student": student,
                          "sources": [str(s) for s in sources], "cell_timeout": cell_timeout,
@@ -142,6 +146,7 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
         result = NotebookResult.from_dict(data)
         save_result(results_root, result)
         results.append(result)
+        fresh.append(result)
         if on_result:
             on_result(result)
 
@@ -156,7 +161,17 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
     finally:
         bar.close()
     results.sort(key=lambda r: (r.student, r.notebook))
-    return GradeRun(results, len(todo), skipped, round(time.monotonic() - start, 2), jobs)
+    note = _record_in_gradebook(fresh, build, sources) if gradebook else ""
+    return GradeRun(results, len(todo), skipped, round(time.monotonic() - start, 2), jobs, note)
+
+
+def _record_in_gradebook(results: list[NotebookResult], build: Path, sources: list[Path]) -> str:
+    """Hand the results to nbgrader (gradebook.py); one line saying what happened."""
+    try:
+        from .gradebook import record
+    except ImportError as err:  # nbgrader missing: the results stand, formgrader just cannot see them
+        return f"Gradebook not updated: nbgrader cannot be imported ({err})."
+    return record(results, build, sources).to_text()
 
 
 def _run_pool(todo: list[dict], jobs: int, record: Callable[[dict], None], bar: Any) -> None:
