@@ -14,6 +14,7 @@ The instructor's side:
     grader.py     one notebook's authoritative run (sandbox: sandbox.py, wire.py, _sandbox_worker.py)
     in_kernel.py  the in-kernel comparison, for review
     autograde.py  `lablib grade`: the batch
-    feedback.py, export.py   `lablib feedback`, `lablib export`
+    gradebook.py  the results in nbgrader's gradebook and autograded/ (formgrader)
+    feedback.py, export.py, report.py   `lablib feedback`, `lablib export`, `lablib report`
 Submodules are imported on demand; see `lablib.cli` for the commands.
 """

@@ -61,7 +61,7 @@ class CheckError(ValueError):
     """The check was asked for something that cannot be checked (no such file, no notebooks)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class CheckResult:
     """The self-check of several notebooks; `passed` only when every one of them passed."""
 
@@ -90,7 +90,7 @@ class CheckResult:
         blocks.append(summary_line(self))
         return "\n\n".join(blocks)
 
-    __str__ = to_text
+    __str__ = __repr__ = to_text  # a terminal (or IPython) shows the text report
 
     def _repr_html_(self) -> str:
         from .selfcheck import check_html

@@ -132,7 +132,14 @@ python -m lablib check .{pad_all}   # every notebook in this folder
 python -m lablib check {first}   # one notebook
 ```
 
-The check runs each notebook's code from top to bottom in a fresh process (what is saved on disk,
+Or, inside JupyterLab, in a new cell at the end of a notebook (save it first):
+
+```python
+import lablib
+lablib.self_check()
+```
+
+which shows the same check of that notebook as a table. The check runs each notebook's code from top to bottom in a fresh process (what is saved on disk,
 not what your open notebook has in memory) and lists, part by part, each test cell: passed or
 failed, its points, and for a failure the first lines of the message. Only the tests you can see
 are run: the grader also runs hidden tests (other shapes, batch size 1, values at kinks, float32),
