@@ -19,6 +19,12 @@ autograded). Anything that cannot be placed is reported, never fatal: an
 unknown notebook name, a student id with characters other than letters, digits, `.`, `_`, `-`,
 `@`, two files for the same student and notebook, an unreadable zip member. A notebook that is not
 valid JSON is still collected: `lablib grade` reports it as a malformed notebook.
+
+Why not nbgrader's `zip_collect` and its `FileNameCollectorPlugin`: that plug-in maps one file
+name to (student, file) through a course-specific regular expression, and `zip_collect` expects
+its own `downloaded/<assignment>/archive/` layout and one layout per run. Here the lab's notebook
+names are known, so no regular expression is needed; both layouts may be mixed in one zip; and
+unsafe zip paths, oversized files and clashing resubmissions are refused and reported.
 """
 
 from __future__ import annotations

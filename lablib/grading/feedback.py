@@ -6,6 +6,12 @@ passed or failed, and for a failure its message. The message is what the grader 
 (`grader.failure_text`): a lablib check's diagnosis, an assert's message, or an exception's
 type and message; never a traceback and never a line of a hidden test. Errors of the student's
 own answer cells are listed too. Everything the student wrote is HTML-escaped.
+
+Why not nbgrader's `generate_feedback` (which renders `autograded/` with the hidden tests
+cleared): that page is the whole notebook with its outputs, to be read cell by cell; this one is
+a table per part, one row per test with its description, points and diagnosis, built from the
+results alone: it never renders test source, so nothing hidden can leak even if a hidden block
+were mis-marked. (The TA sees the full autograded notebook in formgrader.)
 """
 
 from __future__ import annotations
