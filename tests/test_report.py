@@ -30,6 +30,11 @@ def test_diagnosis_key_groups_the_same_mistake():
     assert diagnosis_key(TRANSPOSED) == "dW is transposed: received[i, j] ≈ expected[j, i]"
     assert diagnosis_key(AVERAGED.format(n=4)) == diagnosis_key(AVERAGED.format(n=7)) == \
         "dW is # times too small: did you average over the batch?"
+    unnamed = ("check_layer: Sequential() on x of shape (4, 3)\n  dx  ok  max scaled error 4.7e-11\n"
+               "  dlayers[0].w  FAILED  max scaled error 4.8e-01 > 1e-06 (all 3 entries)\n"
+               "      -> worst entry dlayers[0].w[0]: received -2.074, expected -1.07128\n"
+               "  dlayers[1].w  FAILED  max scaled error 1.2e-01 > 1e-06 (all 3 entries)")
+    assert diagnosis_key(unnamed) == "dlayers[#].w: wrong values (no known mistake recognised)"
     assert diagnosis_key("your code raised ValueError: shapes (4,3) and (2,2) not aligned") == \
         "your code raised ValueError: shapes (#,#) and (#,#) not aligned"
 

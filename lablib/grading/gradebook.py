@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -124,13 +125,21 @@ def record(results: Iterable[NotebookResult], build: str | os.PathLike | None = 
     Needs a release (`lablib release` creates the assignment, its notebooks and grade cells in the
     gradebook); without one, nothing is written and `Recorded.problem` says why.
     """
+    with warnings.catch_warnings():
+        # nbgrader's add_submission builds its rows in a way SQLAlchemy 2 warns about ("not in
+        # session, add operation ... will not proceed"); the rows are saved all the same.
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        return _record(list(results), build, sources)
+
+
+def _record(results: list[NotebookResult], build: str | os.PathLike | None,
+            sources: Iterable[str | os.PathLike] | None) -> Recorded:
     import nbformat
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.preprocessors import SaveAutoGrades
 
     from lablib import cells
 
-    results = list(results)
     released_dir = paths.course_root(build) / "release" / paths.ASSIGNMENT_ID
     sources = {Path(s).name: Path(s) for s in (sources or paths.source_notebooks())}
     url = db_url(build)

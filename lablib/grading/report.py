@@ -42,13 +42,21 @@ DIAGNOSIS_CHARS = 160
 HISTOGRAM_BINS = 20
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.I)
 _FINDING = re.compile(r"^\s*->\s*(.+)$", re.M)
+_FAILED_ITEM = re.compile(r"^\s*(\S.*?)\s+FAILED\s", re.M)
 
 
 def diagnosis_key(error: str) -> str:
     """The mistake a failure message names, in a form that groups students: the first "->" finding
-    of a lablib check that is not a "worst entry" quote, else the first line; numbers as "#"."""
+    of a lablib check that is not a "worst entry" quote; else, for a check that named no mistake,
+    which of its items failed; else the first line. Numbers become "#"."""
     findings = [f for f in _FINDING.findall(error) if not f.lower().startswith("worst entry")]
-    text = findings[0] if findings else next((line.strip() for line in error.splitlines() if line.strip()), "")
+    items = list(dict.fromkeys(_NUMBER.sub("#", item) for item in _FAILED_ITEM.findall(error)))
+    if findings:
+        text = findings[0]
+    elif items:
+        text = f"{', '.join(items)}: wrong values (no known mistake recognised)"
+    else:
+        text = next((line.strip() for line in error.splitlines() if line.strip()), "")
     for stop in (". ", "; "):  # the diagnosis, not its explanation
         text = text.split(stop, 1)[0]
     text = _NUMBER.sub("#", text.strip().rstrip("."))
@@ -152,6 +160,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: lef
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bar { display: inline-block; height: 0.8rem; background: #3b6ea5; vertical-align: middle; }
 .low { color: #a31515; font-weight: bold; }
+table.diagnoses td:first-child { width: 60%; }
 """
 #: A cell that fewer than this share of the class passed is shown in red.
 LOW_SHARE = 0.5
@@ -175,7 +184,7 @@ def render(rep: ClassReport) -> str:
         out.append(f'<img alt="histogram of autograded totals" src="data:image/png;base64,{png}">')
     out.append("<h2>Most common diagnoses</h2>")
     if rep.diagnoses:
-        out.append("<table><tr><th>diagnosis</th><th>students</th><th>in test cells</th></tr>")
+        out.append("<table class=diagnoses><tr><th>diagnosis</th><th>students</th><th>in test cells</th></tr>")
         out += [f"<tr><td>{e(text)}</td><td class=num>{n}</td><td>{e(', '.join(where))}</td></tr>"
                 for text, n, where in rep.diagnoses]
         out.append("</table>")
