@@ -18,6 +18,8 @@ if [ "${1:-}" = "--instructor" ]; then
 print(os.path.commonpath([paths.repo_root(), paths.course_root()]))')
   echo "Instructor lab rooted at $root: open Nbgrader > Formgrader (or /formgrader) to grade written answers." >&2
 fi
+# JupyterLab's terminals inherit this PATH: `python -m lablib check .` typed there runs this venv's Python.
+export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 flags=()
 if [ "$(id -u)" = 0 ]; then
   flags+=(--allow-root)  # JupyterLab refuses to run as root without it (containers, CI)

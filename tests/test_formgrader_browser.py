@@ -1,10 +1,9 @@
 """Formgrader in a real browser: the instructor's lab shows the graded submissions with their scores,
 and a submission's manual-grading page shows the written answers next to the autograded tests.
+The server is the README's `bash scripts/lab.sh --instructor`.
 
 Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright for Python; skipped cleanly
-where either is missing (`pip install -e .[browser]`; CI installs both). The server is started as
-`scripts/lab.sh --instructor` starts it: in the repository (where nbgrader reads
-nbgrader_config.py) with a root folder that contains the course. Screenshots go to
+where either is missing (`pip install -e .[browser]`; CI installs both). Screenshots go to
 build/screenshots/.
 """
 
@@ -71,13 +70,11 @@ def graded_class(tmp_path_factory):
 def server(graded_class):
     base, build, _ = graded_class
     port, token = free_port(), secrets.token_hex(16)
-    jupyter = Path(sys.executable).parent / "jupyter"
-    command = [str(jupyter), "lab", "--no-browser", f"--ServerApp.root_dir={base}", f"--ServerApp.port={port}",
+    # the README's instructor command, with this test's venv and build folder
+    command = ["bash", str(ROOT / "scripts" / "lab.sh"), "--instructor", "--no-browser", f"--ServerApp.port={port}",
                f"--IdentityProvider.token={token}", "--ServerApp.ip=127.0.0.1"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    env = {**os.environ, paths.BUILD_ENV: str(build),
-           "PATH": os.pathsep.join([str(jupyter.parent), os.environ.get("PATH", "")])}
+    env = {**os.environ, paths.BUILD_ENV: str(build), "LABLIB_SKIP_INSTALL": "1",
+           "LABLIB_VENV": str(Path(sys.executable).parent.parent)}
     log = open(base / "server.log", "w")
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -133,6 +130,8 @@ def test_formgrader_lists_the_graded_submissions_with_their_scores(server, page,
     for student, result in results.items():  # only 01_layers was submitted: its autograded points
         assert rows[student].split(" / ")[0] == f"{result.earned:g}", (student, rows[student])
     assert results["ada"].earned > results["bob"].earned
+    base = graded_class[0]
+    assert "not a subdirectory of the notebook server root" not in (base / "server.log").read_text()
 
 
 def test_manual_grading_shows_written_answers_next_to_the_scored_tests(server, page, graded_class):
