@@ -112,3 +112,17 @@ def test_cli_defaults_are_the_graders():
 
     assert (cli.GRADE_CELL_TIMEOUT_S, cli.GRADE_NOTEBOOK_TIMEOUT_S, cli.GRADE_MEMORY_MB) == \
         (grader.GRADE_CELL_TIMEOUT_S, grader.GRADE_NOTEBOOK_TIMEOUT_S, grader.GRADE_MEMORY_MB)
+
+
+def test_a_gradebook_that_fails_leaves_the_results_and_says_so(monkeypatch, tmp_path):
+    from lablib.grading import autograde, gradebook
+
+    def locked(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(gradebook, "record", locked)
+    note = autograde._record_in_gradebook([], tmp_path, [])
+    assert note.startswith("Gradebook not updated (RuntimeError: database is locked)")
+    monkeypatch.undo()
+    without_release = gradebook.record([NotebookResult("01_layers.ipynb", Status.GRADED, student="s")], tmp_path)
+    assert without_release.to_text() == "Gradebook not updated: no release in this build folder (run lablib release first)"

@@ -171,7 +171,11 @@ def _record_in_gradebook(results: list[NotebookResult], build: Path, sources: li
         from .gradebook import record
     except ImportError as err:  # nbgrader missing: the results stand, formgrader just cannot see them
         return f"Gradebook not updated: nbgrader cannot be imported ({err})."
-    return record(results, build, sources).to_text()
+    try:
+        return record(results, build, sources).to_text()
+    except Exception as err:  # noqa: BLE001 - the results are saved; say why formgrader cannot see them
+        return (f"Gradebook not updated ({type(err).__name__}: {err}); the results are saved, "
+                "run lablib grade again to record them.")
 
 
 def _run_pool(todo: list[dict], jobs: int, record: Callable[[dict], None], bar: Any) -> None:
