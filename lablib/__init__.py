@@ -8,9 +8,11 @@ from .gradcheck import (
     GRAD_TOL,
     VALUE_TOL,
     CheckReport,
+    KnownFunction,
     check_gradient,
     check_layer,
     check_loss,
+    check_two_layer,
     check_values,
     numeric_gradient,
     numeric_gradient_array,
@@ -31,7 +33,8 @@ def self_check(notebook=None, **options):  # noqa: ANN001, ANN201 - see lablib.g
 
 __all__ = [
     "Module", "Parameter",
-    "check_layer", "check_loss", "check_gradient", "check_values", "CheckReport",
+    "check_layer", "check_loss", "check_gradient", "check_values", "check_two_layer", "CheckReport",
+    "KnownFunction",
     "numeric_gradient", "numeric_gradient_array", "rel_error", "scaled_error",
     "GRAD_TOL", "VALUE_TOL", "self_check",
 ]

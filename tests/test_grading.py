@@ -38,8 +38,9 @@ from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
 from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
+from test_nb03_grading import GRADING_MISTAKES as BACKPROP_MISTAKES
 
-STEMS = ["01_layers", "02_losses", "04_training"]
+STEMS = ["01_layers", "02_losses", "03_backprop", "04_training"]
 CELL_TIMEOUT = 8.0  # seconds; every test cell takes well under one, even on a loaded machine
 POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
 
@@ -49,6 +50,7 @@ MISTAKES = {  # (table, mistake): a few graded parts of every notebook
                   (LAYER_MISTAKES, "sigmoid: derivative missing (1 - s)")],
     "02_losses": [(LOSS_MISTAKES, "hinge: margin hard-coded to 1"),
                   (LOSS_MISTAKES, "cross-entropy: gradient without 1/N")],
+    "03_backprop": [(BACKPROP_MISTAKES, name) for name in sorted(BACKPROP_MISTAKES)],
     "04_training": [(TRAINING_MISTAKES, "checkpoint: keeps references, not copies"),
                     (TRAINING_MISTAKES, "sgd: learning rate folded into the velocity"),
                     (TRAINING_MISTAKES, "train_step: two optimizer steps")],
@@ -333,7 +335,7 @@ def test_export_names_every_status(graded):
     build, _, _, _ = graded
     main(["export", "--build", str(build)])
     rows = {r["student"]: r for r in csv.DictReader(paths.grades_csv(build).open())}
-    assert rows["solution"]["total"] == "34" and rows["solution"]["review"] == ""
+    assert rows["solution"]["total"] == f"{sum(POSSIBLE.values()):g}" and rows["solution"]["review"] == ""
     assert rows["blank"]["total"] == "0" and rows["blank"]["01_layers status"] == "graded"
     assert rows["looper"]["02_losses status"] == "timed out"
     assert rows["crasher"]["02_losses status"] == "kernel died"

@@ -108,3 +108,28 @@ def test_l2_matches_torch(losses):
     close(losses["l2_penalty"](params, 2e-4), penalty)
     for ours, t in zip(losses["l2_penalty_grads"](params, 2e-4), leaves):
         close(ours, t.grad if t.grad is not None else torch.zeros_like(t))
+
+
+@pytest.fixture(scope="module")
+def backprop():
+    from conftest import solution_namespace
+
+    return solution_namespace("03_backprop")
+
+
+@pytest.mark.parametrize("n, hidden", [(1, 4), (6, 5), (5, 4)])
+def test_two_layer_network_by_hand_matches_torch(backprop, n, hidden):
+    rng = np.random.default_rng(n)
+    d, c, reg = 4, 3, 0.03
+    params = {"W1": rng.standard_normal((d, hidden)), "b1": rng.standard_normal(hidden),
+              "W2": rng.standard_normal((hidden, c)), "b2": rng.standard_normal(c)}
+    X, y = rng.standard_normal((n, d)) * 2, rng.integers(0, c, n)
+    loss, grads = backprop["two_layer_loss"](*params.values(), X, y, reg)
+    t = {name: leaf(value) for name, value in params.items()}
+    scores = torch.relu(torch.tensor(X) @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"]
+    tloss = F.cross_entropy(scores, torch.tensor(y)) + reg * ((t["W1"] ** 2).sum() + (t["W2"] ** 2).sum())
+    tloss.backward()
+    assert isinstance(loss, float)
+    close(loss, tloss)
+    for name in params:
+        close(grads[name], t[name].grad)
