@@ -144,9 +144,15 @@ def _grade(args: argparse.Namespace) -> int:
     if args.memory < 0 or (args.jobs is not None and args.jobs < 1):
         print("lablib grade: error: --memory must be >= 0 and --jobs >= 1", file=sys.stderr)
         return 2
-    run = grade(args.build, students=args.student, jobs=args.jobs, cell_timeout=args.timeout,
-                notebook_timeout=args.notebook_timeout, memory_mb=args.memory, force=args.force,
-                progress=not args.quiet, in_kernel=not args.no_in_kernel)
+    from lablib.grading.sandbox import SandboxUnavailable
+
+    try:
+        run = grade(args.build, students=args.student, jobs=args.jobs, cell_timeout=args.timeout,
+                    notebook_timeout=args.notebook_timeout, memory_mb=args.memory, force=args.force,
+                    progress=not args.quiet, in_kernel=not args.no_in_kernel)
+    except SandboxUnavailable as err:  # the machine's fault, found before any submission was graded
+        print(f"lablib grade: error: {err}", file=sys.stderr)
+        return 1
     print(run.summary())
     return 0
 

@@ -9,6 +9,10 @@ Lookup order of :func:`load_dataset` (see ``data/README.md``):
 5. a checksum-verified download into ``data/<name>/``.
 
 A folder counts when it holds all four files, each gzipped (``*.gz``) or not.
+
+The ``ci`` and ``grade`` budget profiles (:mod:`lablib.training`) read a small stratified sample
+committed in ``data/sample/<name>/`` instead (Fashion-MNIST only), checksum-verified, so that tests
+and autograding need neither the full data set nor a network. ``full`` uses the lookup above.
 Command line: ``python -m lablib.data fetch fashion-mnist`` (also ``locate``, ``verify``).
 """
 from __future__ import annotations
@@ -32,7 +36,7 @@ from .download import DownloadError, digest, download_file, mismatch
 
 __all__ = [
     "DataError", "DatasetNotFoundError", "DownloadError", "Dataset", "DATASETS",
-    "read_idx", "load_dataset", "locate", "fetch", "verify",
+    "read_idx", "load_dataset", "locate", "fetch", "verify", "sample_folder", "SAMPLE_SIZES",
     "Standardizer", "iterate_minibatches",
 ]
 
@@ -63,6 +67,9 @@ DATASETS = {
         "apt": None,
     },
 }
+#: Images per class in the committed sample of each data set, per split (scripts/make_data_sample.py).
+#: 4,000 training and 1,000 test images of Fashion-MNIST: 2.2 MB of gzip files.
+SAMPLE_SIZES = {"fashion-mnist": {"train": 400, "test": 100}}
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -98,7 +105,20 @@ def _fetch_command(name: str, dest: Path | None = None) -> str:
     return f"python -m lablib.data fetch {name}" + (f" --dest '{dest}'" if dest else "")
 
 
+def sample_folder(name: str) -> Path:
+    """``data/sample/<name>/``: the committed sample of ``name`` that the ci and grade profiles use."""
+    return REPO_DATA_DIR / "sample" / name
+
+
+def sample_key(name: str) -> str:
+    """The entry of ``name``'s sample in ``data/checksums.json``."""
+    return f"{name}-sample"
+
+
 def _refetch_hint(path: Path) -> str:
+    if REPO_DATA_DIR / "sample" in path.parents:
+        return ("This file of the committed sample was changed: restore it with "
+                f"`git checkout -- '{path}'` (or regenerate the sample: python scripts/make_data_sample.py)")
     apt = DATASETS.get(path.parent.name, {}).get("apt")
     if SYSTEM_DATA_DIR in path.parents and apt:
         return f"Reinstall it: sudo apt-get install --reinstall {apt}"
@@ -238,11 +258,13 @@ def _check_content(raw: bytes, path: Path, name: str, stem: str, full: bool) -> 
     if full:
         bad = mismatch(sums[name][stem + ".gz"]["raw"], digest(raw))
         if bad:
-            raise _fail(path, f"content differs from the official {name} {stem}: {bad}")
+            official = "committed" if name.endswith("-sample") else "official"
+            raise _fail(path, f"content differs from the {official} {name} {stem}: {bad}")
         return
     md5 = hashlib.md5(raw).hexdigest()
     for other, files in sums.items():
-        if other != name and not other.startswith("_") and files[stem + ".gz"]["raw"]["md5"] == md5:
+        if other not in (name, sample_key(name)) and not other.startswith("_") \
+                and files[stem + ".gz"]["raw"]["md5"] == md5:
             raise DataError(f"{path} is the {other} {stem}, not {name}: this folder holds {other}. "
                             f"Put each data set in its own <name>/ folder (see data/README.md).")
 
@@ -268,25 +290,59 @@ class Dataset:
     name: str
     class_names: tuple[str, ...]
     source: Path
+    sample: bool = False  # the committed sample (ci and grade profiles), not the full data set
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}: x_train {self.x_train.shape} {self.x_train.dtype}, "
+        which = f"{self.name!r} sample" if self.sample else repr(self.name)
+        return (f"Dataset({which}: x_train {self.x_train.shape} {self.x_train.dtype}, "
                 f"x_test {self.x_test.shape}, {self.num_classes} classes, from {self.source})")
 
 
+def _use_sample(name: str, path: str | os.PathLike | None, sample: bool | None) -> bool:
+    if sample is None:  # as the budget profile says, unless a path was given or there is no sample
+        from .training import budget  # lazily: training does not need data, nor data training
+
+        return path is None and name in SAMPLE_SIZES and budget().sample
+    if sample and name not in SAMPLE_SIZES:
+        raise ValueError(f"there is no committed sample of {name!r} (only of {', '.join(SAMPLE_SIZES)}); "
+                         "use sample=False")
+    if sample and path is not None:
+        raise ValueError("pass either path= or sample=True, not both: the sample lives in data/sample/")
+    return bool(sample)
+
+
+def _load_sample(name: str) -> Dataset:
+    """The committed sample, every file verified against its checksums (2 MB: milliseconds)."""
+    folder = sample_folder(name)
+    files, missing = _scan(folder)
+    if missing:
+        raise DatasetNotFoundError(
+            f"The committed sample of {name!r} is incomplete: {folder} lacks {', '.join(missing)}. "
+            f"Restore it with `git checkout -- '{folder}'` (or regenerate it: python scripts/make_data_sample.py), "
+            f"or use the full data set: LABLIB_PROFILE=full.", [(str(folder), "missing " + ", ".join(missing))])
+    return _read_folder(name, folder, files, sample=True)
+
+
 def load_dataset(name: str = "fashion-mnist", path: str | os.PathLike | None = None, *,
-                 download: bool = True, progress: bool = True, verify: bool = False) -> Dataset:
+                 download: bool = True, progress: bool = True, verify: bool = False,
+                 sample: bool | None = None) -> Dataset:
     """Load ``"fashion-mnist"`` (default) or ``"mnist"`` from the first place in the lookup order.
 
     Downloads into ``data/<name>/`` when it is found nowhere (unless ``download=False`` or an
     explicit ``path`` was given). ``verify=True`` also checks every file's checksum (slower).
+    ``sample``: ``True`` loads the committed sample (``data/sample/<name>/``, the same number of
+    images of every class: ``SAMPLE_SIZES``), ``False`` the full data set;
+    ``None`` (default) follows the budget profile: the sample under ``ci`` and ``grade`` (unless a
+    ``path`` is given), the full set under ``full``.
     Returns a :class:`Dataset`; raises :class:`DatasetNotFoundError` or :class:`DataError`.
     """
-    spec = _spec(name)
+    if _use_sample(name, path, sample):
+        return _load_sample(name)
+    _spec(name)
     try:
         folder = locate(name, path)
     except DatasetNotFoundError as err:
@@ -298,10 +354,18 @@ def load_dataset(name: str = "fashion-mnist", path: str | os.PathLike | None = N
             folder = fetch(name, progress=progress)
         except OSError as dl:  # DownloadError, or data/<name>/ not writable
             raise _not_found(name, err.places, None, f"failed: {dl}") from dl
-    files, arrays = _scan(folder)[0], {}
+    return _read_folder(name, folder, _scan(folder)[0], verify=verify)
+
+
+def _read_folder(name: str, folder: Path, files: dict[str, Path], *, verify: bool = False,
+                 sample: bool = False) -> Dataset:
+    """Read and validate the four files of ``name`` in ``folder`` (a sample is always verified)."""
+    spec, arrays = _spec(name), {}
     for key, file in files.items():
         raw = _read_bytes(file)
-        if verify or key.startswith("y"):
+        if sample:
+            _check_content(raw, file, sample_key(name), FILES[key], full=True)
+        elif verify or key.startswith("y"):
             _check_content(raw, file, name, FILES[key], full=verify)
         arrays[key] = _parse_idx(raw, file)
     for split in ("train", "test"):
@@ -316,7 +380,7 @@ def load_dataset(name: str = "fashion-mnist", path: str | os.PathLike | None = N
         if len(y) and y.max() >= len(spec["class_names"]):
             raise _fail(fy, f"label {y.max()} is out of range 0..{len(spec['class_names']) - 1}")
         arrays[f"y_{split}"] = y.astype(np.int64)
-    return Dataset(**arrays, name=name, class_names=spec["class_names"], source=folder)
+    return Dataset(**arrays, name=name, class_names=spec["class_names"], source=folder, sample=sample)
 
 
 class Standardizer:

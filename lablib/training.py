@@ -7,7 +7,9 @@ k epochs, optional live curves, and restoring the best checkpoint at the end. It
 
 Profiles decide how much data and how many epochs a notebook uses, so that the same notebook runs
 in minutes for a student (`full`), in seconds under CI (`ci`) and when autograding (`grade`). The
-profile comes from the `LABLIB_PROFILE` environment variable, default `full`.
+profile comes from the `LABLIB_PROFILE` environment variable, default `full`. `ci` and `grade` also
+make `lablib.data.load_dataset` read the small sample committed in `data/sample/`, so that they need
+no data package and no network; `full` reads the whole data set.
 """
 
 from __future__ import annotations
@@ -27,13 +29,19 @@ PROFILE_VAR = "LABLIB_PROFILE"
 
 @dataclass(frozen=True)
 class Budget:
-    """How much to train: sizes of the train / validation / test sets (None: all) and epochs."""
+    """How much to train: sizes of the train / validation / test sets (None: all) and epochs.
+
+    sample: `load_dataset` reads the committed sample (4,000 training and 1,000 test images of
+    Fashion-MNIST) instead of the full data set; the sizes must fit in it (a 10 % validation split
+    of 4,000 leaves 3,600 training and 400 validation images).
+    """
 
     name: str
     train_size: int | None
     val_size: int | None
     test_size: int | None
     epochs: int
+    sample: bool = False
 
     def take(self, x: np.ndarray, y: np.ndarray, which: str) -> tuple[np.ndarray, np.ndarray]:
         """The first `<which>_size` examples of (x, y) (all of them when the size is None)."""
@@ -43,8 +51,8 @@ class Budget:
 
 PROFILES = {
     "full": Budget("full", None, None, None, epochs=45),
-    "ci": Budget("ci", 3000, 1000, 2000, epochs=3),
-    "grade": Budget("grade", 1000, 500, 500, epochs=1),
+    "ci": Budget("ci", 3000, 400, 1000, epochs=3, sample=True),
+    "grade": Budget("grade", 1000, 400, 500, epochs=1, sample=True),
 }
 
 

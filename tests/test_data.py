@@ -1,7 +1,8 @@
 """Unit tests of lablib.data: IDX reading, lookup order, loading, and the training helpers.
 
-Every test builds its own small IDX files in tmp_path; none uses the network. The only test
-that touches real data loads Debian's Fashion-MNIST when it is installed, and skips otherwise.
+Every test builds its own small IDX files in tmp_path; none uses the network. The tests of the
+committed sample read data/sample/; the only tests that touch the full data set load Debian's
+Fashion-MNIST when it is installed, and skip otherwise.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 import lablib.data as data
+from lablib.training import PROFILE_VAR, PROFILES
 from lablib.data import (
     DataError, Dataset, DatasetNotFoundError, Standardizer, iterate_minibatches, load_dataset,
     locate, read_idx,
@@ -55,11 +57,13 @@ def make_dataset(folder: Path, n_train: int = 20, n_test: int = 8, gz: bool = Tr
 
 @pytest.fixture
 def places(tmp_path, monkeypatch):
-    """Redirect the repository data folder and the Debian folder into tmp_path; no LABLIB_DATA."""
+    """Redirect the repository data folder and the Debian folder into tmp_path; no LABLIB_DATA; the
+    `full` profile, whose lookup these tests are about (ci and grade read the committed sample)."""
     repo, system = tmp_path / "repo-data", tmp_path / "usr-share-datasets"
     monkeypatch.setattr(data, "REPO_DATA_DIR", repo)
     monkeypatch.setattr(data, "SYSTEM_DATA_DIR", system)
     monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setenv(PROFILE_VAR, "full")
     return {"repo": repo, "system": system, "tmp": tmp_path}
 
 
@@ -341,6 +345,90 @@ def test_debian_fashion_mnist():
     assert ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
     assert ds.y_train.shape == (60000,) and ds.y_test.shape == (10000,)
     assert set(np.unique(ds.y_train)) == set(range(10)) and np.bincount(ds.y_test).tolist() == [1000] * 10
+
+
+# ----------------------------------------------------------------------------- the committed sample
+SAMPLE = data.sample_folder("fashion-mnist")
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No full data set anywhere (no LABLIB_DATA, no data/fashion-mnist/, no Debian folder) and no network."""
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setattr("lablib.download._open_url", lambda url: pytest.fail(f"must not download {url}"))
+    monkeypatch.setattr(data, "locate", lambda *a, **k: pytest.fail("must not look for the full data set"))
+
+
+@pytest.mark.parametrize("profile", [name for name, b in PROFILES.items() if b.sample])
+def test_ci_and_grade_profiles_read_the_committed_sample_offline(offline, monkeypatch, profile):
+    monkeypatch.setenv(PROFILE_VAR, profile)
+    ds = load_dataset("fashion-mnist")
+    sizes = data.SAMPLE_SIZES["fashion-mnist"]
+    assert ds.sample and ds.source == SAMPLE and ds.name == "fashion-mnist" and "sample" in repr(ds)
+    assert ds.x_train.shape == (10 * sizes["train"], 28, 28) and ds.x_test.shape == (10 * sizes["test"], 28, 28)
+    assert ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
+    assert np.bincount(ds.y_train).tolist() == [sizes["train"]] * 10  # stratified: every class equally
+    assert np.bincount(ds.y_test).tolist() == [sizes["test"]] * 10
+    assert len(set(np.bincount(ds.y_train[:400], minlength=10))) > 1  # shuffled, not sorted by class
+    assert sum(f.stat().st_size for f in SAMPLE.iterdir()) < 2.5e6  # "a megabyte or two"
+
+
+def test_the_sample_is_what_the_checksums_record():
+    sums = json.loads(data.CHECKSUMS_FILE.read_text())[data.sample_key("fashion-mnist")]
+    for stem in STEMS:
+        blob = (SAMPLE / f"{stem}.gz").read_bytes()
+        assert hashlib.sha256(blob).hexdigest() == sums[stem + ".gz"]["sha256"]
+        assert hashlib.sha256(gzip.decompress(blob)).hexdigest() == sums[stem + ".gz"]["raw"]["sha256"]
+
+
+def test_the_budget_profiles_fit_in_the_sample():
+    sizes = data.SAMPLE_SIZES["fashion-mnist"]
+    n_train, n_test = 10 * sizes["train"], 10 * sizes["test"]
+    n_val = round(0.1 * n_train)  # notebooks hold out 10 % of the training set for validation
+    for b in PROFILES.values():
+        if b.sample:
+            assert b.train_size <= n_train - n_val and b.val_size <= n_val and b.test_size <= n_test, b
+
+
+def test_a_changed_sample_file_is_refused(places, monkeypatch):
+    copy = data.sample_folder("fashion-mnist")  # inside the redirected repository data folder
+    copy.mkdir(parents=True)
+    for f in SAMPLE.iterdir():
+        copy.joinpath(f.name).write_bytes(f.read_bytes())
+    labels = read_idx(copy / "t10k-labels-idx1-ubyte.gz")
+    labels[0] = (labels[0] + 1) % 10
+    write_idx(copy / "t10k-labels-idx1-ubyte.gz", labels, gz=True)
+    monkeypatch.setenv(PROFILE_VAR, "ci")
+    with pytest.raises(DataError, match="content differs from the committed.*git checkout"):
+        load_dataset()
+    copy.joinpath("t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetNotFoundError, match="sample of 'fashion-mnist' is incomplete.*t10k-labels"):
+        load_dataset()
+
+
+def test_full_profile_and_explicit_paths_never_read_the_sample(places, monkeypatch):
+    make_dataset(places["system"] / "fashion-mnist", n_train=30)
+    assert not load_dataset(download=False).sample and len(load_dataset(download=False).x_train) == 30
+    monkeypatch.setenv(PROFILE_VAR, "ci")
+    folder = places["tmp"] / "mine"
+    make_dataset(folder, n_train=31)
+    assert len(load_dataset(path=folder).x_train) == 31  # an explicit path wins over the profile
+    assert len(load_dataset(sample=False, download=False).x_train) == 30
+    with pytest.raises(ValueError, match="no committed sample of 'mnist'"):
+        load_dataset("mnist", sample=True)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian package dataset-fashion-mnist is not installed (the sample's source)")
+def test_the_script_regenerates_the_sample_byte_for_byte(tmp_path):
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "make_data_sample.py"))
+    entries = script["build_sample"](Path("/usr/share/datasets/fashion-mnist"), tmp_path)
+    sums = json.loads(data.CHECKSUMS_FILE.read_text())[data.sample_key("fashion-mnist")]
+    assert {k: e["raw"] for k, e in entries.items()} == {k: e["raw"] for k, e in sums.items()}
+    assert script["dump_checksums"](json.loads(data.CHECKSUMS_FILE.read_text())) == data.CHECKSUMS_FILE.read_text()
 
 
 # ----------------------------------------------------------------------------- Standardizer

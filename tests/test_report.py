@@ -1,77 +1,119 @@
-"""`lablib report`: the class page built from stored results, without regrading."""
+"""How a check report reads: failures first and without a traceback through lablib, text wrapped at
+word boundaries, one line for a passing test cell, only the rows a cell grades."""
 
 from __future__ import annotations
 
-import base64
 import re
 
-from lablib.cli import main
-from lablib.grading import paths
-from lablib.grading.report import build_report, diagnosis_key, render
-from lablib.grading.results import NotebookResult, Status, TestResult, load_results, save_result
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
 
-TRANSPOSED = ("check_layer: Linear(in_features=5, out_features=5) on x of shape (4, 5)\n"
-              "  dW  FAILED  max scaled error 9.2e-01 > 1e-06 (all 25 entries)\n"
-              "      -> dW is transposed: received[i, j] ≈ expected[j, i]. Square matrices hide this.\n"
-              "      -> worst entry dW[4, 2]: received -0.299698, expected 2.06067")
-AVERAGED = ("check_layer: Linear(in_features=3, out_features=2) on x of shape ({n}, 3)\n"
-            "      -> worst entry dW[0, 0]: received 0.6, expected 2.5\n"
-            "      -> dW is {n} times too small: did you average over the batch?")
+from lablib import Module, Parameter, check_layer
+from lablib.gradcheck.report import TEXT_WIDTH, CheckReport, PassedChecks
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def result(student: str, dw_error: str | None, status: Status = Status.GRADED, **extra) -> NotebookResult:
-    tests = [TestResult("test_linear_forward", "Linear", "forward values", 1.0, Status.PASSED),
-             TestResult("test_linear_dW", "Linear", "dW against the numeric gradient", 2.0,
-                        Status.FAILED if dw_error else Status.PASSED, dw_error)]
-    return NotebookResult("01_layers.ipynb", status, student=student, tests=tests, **extra)
+class TransposedDW(Module):
+    """A Linear whose dW is transposed: wrong only in dW (and only visible with square W)."""
+
+    def __init__(self, d: int):
+        self.W = Parameter(np.random.default_rng(0).standard_normal((d, d)))
+        self.b = Parameter(np.zeros(d))
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.data + self.b.data
+
+    def backward(self, dout):
+        self.W.grad = (self.x.T @ dout).T
+        self.b.grad = dout.sum(axis=0)
+        return dout @ self.W.data.T
 
 
-def test_diagnosis_key_groups_the_same_mistake():
-    assert diagnosis_key(TRANSPOSED) == "dW is transposed: received[i, j] ≈ expected[j, i]"
-    assert diagnosis_key(AVERAGED.format(n=4)) == diagnosis_key(AVERAGED.format(n=7)) == \
-        "dW is # times too small: did you average over the batch?"
-    unnamed = ("check_layer: Sequential() on x of shape (4, 3)\n  dx  ok  max scaled error 4.7e-11\n"
-               "  dlayers[0].w  FAILED  max scaled error 4.8e-01 > 1e-06 (all 3 entries)\n"
-               "      -> worst entry dlayers[0].w[0]: received -2.074, expected -1.07128\n"
-               "  dlayers[1].w  FAILED  max scaled error 1.2e-01 > 1e-06 (all 3 entries)")
-    assert diagnosis_key(unnamed) == "dlayers[#].w: wrong values (no known mistake recognised)"
-    assert diagnosis_key("your code raised ValueError: shapes (4,3) and (2,2) not aligned") == \
-        "your code raised ValueError: shapes (#,#) and (#,#) not aligned"
+@pytest.fixture(scope="module")
+def report() -> CheckReport:
+    return check_layer(TransposedDW(5), np.random.default_rng(1).standard_normal((4, 5)))
 
 
-def test_report_counts_pass_rates_diagnoses_and_flags(tmp_path):
-    root = paths.results_root(tmp_path)
-    class_ = [result(f"t{i}", TRANSPOSED) for i in range(3)] + [result(f"a{i}", AVERAGED.format(n=i + 2))
-                                                                for i in range(2)]
-    class_ += [result("ok", None), result("slow", None, Status.TIMED_OUT, message="stopped after 300 s"),
-               result("cheat", AVERAGED.format(n=3), in_kernel_score=3.0, in_kernel_status=Status.COMPLETE,
-                      disagreements=["test_linear_dW"],
-                      in_kernel_tests={"test_linear_forward": Status.PASSED, "test_linear_dW": Status.PASSED}),
-               NotebookResult("01_layers.ipynb", Status.MISSING, student="gone",
-                              tests=[TestResult("test_linear_forward", "Linear", "", 1.0)])]
-    for r in class_:
-        save_result(root, r)
-    rep = build_report(load_results(root))
-    assert len(rep.students) == len(class_) and rep.totals["ok"] == 3.0 and rep.totals["t0"] == 1.0
-    cells = {c.grade_id: c for c in rep.cells}
-    assert (cells["test_linear_dW"].passed, cells["test_linear_dW"].graded) == (2, 8)  # "gone" is not counted
-    assert rep.diagnoses[0] == ("dW is # times too small: did you average over the batch?", 3, ["test_linear_dW"])
-    assert rep.diagnoses[1][:2] == ("dW is transposed: received[i, j] ≈ expected[j, i]", 3)
-    flagged = {s: why for s, _, why in rep.flagged}
-    assert set(flagged) == {"slow", "cheat"} and "timed out" in flagged["slow"] and "tampering" in flagged["cheat"]
-
-    code = main(["report", "--build", str(tmp_path)])
-    page = (tmp_path / "report.html").read_text()
-    assert code == 0 and "dW is # times too small" in page and "2/8 (25 %)" in page
-    png = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
-    assert base64.b64decode(png).startswith(b"\x89PNG")
+def test_a_failure_renders_as_its_diagnosis_without_a_traceback(report):
+    with pytest.raises(AssertionError) as info:
+        report.assert_ok("dW")
+    lines = [ANSI.sub("", line) for line in info.value._render_traceback_()]
+    assert lines[0] == "Check failed: dW"
+    assert "transposed" in " ".join(lines[:6])  # the diagnosis within the first lines
+    assert not any("Traceback" in line or "report.py" in line or "File " in line for line in lines)
+    assert type(info.value) is AssertionError and "transposed" in str(info.value)  # pytest, the grader
 
 
-def test_report_escapes_what_students_wrote():
-    page = render(build_report({"x": {"01_layers.ipynb": result("<b>x</b>", "<script>alert(1)</script>")}}))
-    assert "<script>alert" not in page and "&lt;script&gt;" in page
+def test_a_cell_sees_only_the_rows_it_grades(report):
+    report.assert_ok("dx")  # dW failed, but this cell grades dx only
+    with pytest.raises(AssertionError) as info:
+        report.assert_ok("dW")
+    rows = {line.split()[0] for line in str(info.value).splitlines()[2:] if line.startswith("  ") and not line.startswith("   ")}
+    assert rows == {"dW"} and info.value.check.failed() == ["dW"]
+    assert "dx" not in report.to_html(("dW",)) and "dx" in report.to_html()
 
 
-def test_report_without_results_says_so(tmp_path, capsys):
-    assert main(["report", "--build", str(tmp_path)]) == 1
-    assert "nothing graded yet" in capsys.readouterr().err
+def test_text_wraps_at_word_boundaries(report):
+    text = report.to_text()
+    for line in text.splitlines():
+        assert len(line) <= TEXT_WIDTH, line
+    words = " ".join(text.split())
+    for problem in report.items["dW"].problems:
+        assert " ".join(problem.split()) in words  # every word intact, none cut in two
+    colored = report.to_text(color=True)
+    assert ANSI.sub("", colored) == text
+
+
+def test_a_long_unbreakable_word_is_kept_whole():
+    report = CheckReport("t")
+    report.item("x").fail("see " + "a" * 120 + " then more words")
+    assert "a" * 120 in report.to_text()
+
+
+def test_a_passing_cell_says_so_in_one_line():
+    assert repr(PassedChecks(["dx"])) == "✓ passed: dx"
+    many = PassedChecks([f"check number {i}" for i in range(20)])
+    assert "\n" not in repr(many) and len(repr(many)) <= TEXT_WIDTH and "20" in repr(many)
+
+
+SETUP = """
+import numpy as np
+from lablib import Module, Parameter, check_layer
+class TransposedDW(Module):
+    def __init__(self, d):
+        self.W = Parameter(np.random.default_rng(0).standard_normal((d, d)))
+        self.b = Parameter(np.zeros(d))
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.data + self.b.data
+    def backward(self, dout):
+        self.W.grad = (self.x.T @ dout).T
+        self.b.grad = dout.sum(axis=0)
+        return dout @ self.W.data.T
+report = check_layer(TransposedDW(5), np.random.default_rng(1).standard_normal((4, 5)))
+"""
+
+
+@pytest.mark.slow
+def test_in_a_kernel_a_passing_cell_shows_one_line_and_a_failing_one_its_diagnosis():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(SETUP),
+        nbformat.v4.new_code_cell('"""dx."""\nreport.assert_ok("dx")\nreport.assert_ok("forward", "dx")'),
+        nbformat.v4.new_code_cell('"""dW."""\nreport.assert_ok("dW")'),
+        nbformat.v4.new_code_cell("x = 1  # no check: no line"),
+    ])
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    setup, passing, failing, plain = nb.cells
+    assert setup.outputs == [] and plain.outputs == []
+    assert len(passing.outputs) == 1 and passing.outputs[0].output_type == "display_data"
+    assert passing.outputs[0].data["text/plain"] == "✓ passed: dx, forward"
+    assert "text/html" in passing.outputs[0].data
+    (error,) = failing.outputs
+    lines = [ANSI.sub("", line) for line in error.traceback]
+    assert error.output_type == "error" and error.ename == "AssertionError"
+    assert lines[0] == "Check failed: dW" and "transposed" in "\n".join(lines)
+    assert not any("report.py" in line or "Traceback" in line for line in lines)

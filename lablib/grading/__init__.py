@@ -11,7 +11,7 @@ The instructor's side:
     release.py    `lablib release` (nbgrader generate_assignment)
     collect.py    `lablib collect`
     plan.py       which cells run where
-    grader.py     one notebook's authoritative run (sandbox: sandbox.py, wire.py, _sandbox_worker.py)
+    grader.py     one notebook's authoritative run (the worker: the `sandbox` package)
     in_kernel.py  the in-kernel comparison, for review
     autograde.py  `lablib grade`: the batch
     gradebook.py  the results in nbgrader's gradebook and autograded/ (formgrader)

@@ -34,6 +34,7 @@ from .grader import GRADE_CELL_TIMEOUT_S, GRADE_MEMORY_MB, GRADE_NOTEBOOK_TIMEOU
 from .in_kernel import in_kernel_review  # noqa: E402
 from .plan import sha256  # noqa: E402
 from .results import NOTEBOOK_ORDER, NotebookResult, Status, read_result, result_path, save_result  # noqa: E402
+from .sandbox import preflight  # noqa: E402
 
 __all__ = ["GradeRun", "grade", "GRADE_CELL_TIMEOUT_S", "GRADE_NOTEBOOK_TIMEOUT_S", "GRADE_MEMORY_MB"]
 
@@ -141,6 +142,8 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
                          "in_kernel": in_kernel})
     skipped = len(results)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    if todo:  # no sandbox can start here -> sandbox.SandboxUnavailable before the first submission
+        preflight(memory_mb)
 
     def record(data: dict) -> None:
         result = NotebookResult.from_dict(data)

@@ -53,10 +53,6 @@ _KILL_GRACE_S = 5.0
 CHILD_VAR = "LABLIB_CHECKING"
 
 
-# Until the sandbox (issue 13's package) imports these from `_proc` by their public names.
-_BLAS_THREAD_VARS, _kill, _Tail = BLAS_THREAD_VARS, kill_group, OutputTail
-
-
 class CheckError(ValueError):
     """The check was asked for something that cannot be checked (no such file, no notebooks)."""
 

@@ -15,7 +15,8 @@ has not produced a result); `total` (equal to `nbgrader export`'s score), `auto`
 (every point of the lab, written answers included), `written_open` (written answers no TA has
 graded yet); `review`: empty, or why a person should look at this submission (any notebook not
 cleanly graded, a worker without isolation, an in-kernel result that disagrees with the
-authoritative one). A score is never a silent 0: its status column says why.
+authoritative one); `isolation`: how the student's code was isolated (`bwrap`, or `limits, own uid` /
+`limits only`, which are flagged for review). A score is never a silent 0: its status column says why.
 
 Without a gradebook (no release), `total` counts the autograded points and the written columns
 stay empty.
@@ -65,7 +66,7 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
     for s in sources:
         stem = Path(s.name).stem
         header += [stem, f"{stem} auto", f"{stem} written", f"{stem} status"]
-    header += ["total", "auto", "written", "in_kernel", "possible", "written_open", "review"]
+    header += ["total", "auto", "written", "in_kernel", "possible", "written_open", "review", "isolation"]
     rows = [header]
     for student in sorted(students):
         row, review = [student], []
@@ -73,6 +74,7 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
         written: float | None = None
         in_kernel: float | None = None
         open_answers = 0
+        isolation: set[str] = set()
         for s in sources:
             stem = Path(s.name).stem
             grade = results.get(student, {}).get(s.name)
@@ -93,13 +95,15 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
                 review.append(f"{s.name} {grade.status}")
             if grade.isolation and weak_isolation(grade.isolation):
                 review.append(f"{s.name} graded without isolation")
+            if grade.isolation:  # "<level>: details" (sandbox.Isolation.describe)
+                isolation.add(grade.isolation.split(":", 1)[0])
             if grade.in_kernel_score is not None:
                 in_kernel = (in_kernel or 0.0) + grade.in_kernel_score
             note = in_kernel_review(grade)
             if note:
                 review.append(note)
         row += [_num(total), _num(auto), _num(written), _num(in_kernel), _num(possible), str(open_answers),
-                "; ".join(review)]
+                "; ".join(review), ", ".join(sorted(isolation))]
         rows.append(row)
     return rows
 

@@ -38,6 +38,8 @@ __all__ = ["ReleaseError", "Release", "release", "student_requirements"]
 INSTRUCTOR_ONLY = ("nbgrader", "nbval", "pytest")
 #: Files of data/ a student needs (the checksums for the verified download, and how to get the data).
 DATA_FILES = ("README.md", "checksums.json")
+#: The folder of data/ holding the small sample of Fashion-MNIST that `lablib check` trains on.
+DATA_SAMPLE = "sample"
 #: What never goes into the student's copy of lablib.
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".ipynb_checkpoints")
 #: How many lines of nbgrader's log an error message quotes.
@@ -236,6 +238,8 @@ def release(build: str | os.PathLike | None = None, *, repo: str | os.PathLike |
         (stage / "data").mkdir()
         for name in DATA_FILES:
             shutil.copyfile(repo / "data" / name, stage / "data" / name)
+        # the checksummed sample the ci and grade profiles read (the self-check runs offline)
+        shutil.copytree(repo / "data" / DATA_SAMPLE, stage / "data" / DATA_SAMPLE, ignore=_IGNORE)
         (stage / "requirements.txt").write_text("\n".join(student_requirements(repo)) + "\n")
         (stage / "README.md").write_text(_readme(notebooks))
         zipped = shutil.make_archive(str(staging / paths.ASSIGNMENT_ID), "zip", root_dir=staging,

@@ -1,10 +1,10 @@
-"""The sandboxed side of `lablib grade`: runs a submission's answer cells and serves the grader.
+"""The worker's side of the sandbox: runs a submission's answer cells and answers the grader.
 
-Started by `lablib.grading.sandbox.Sandbox` (never by hand). By the time this module is imported
-the process has already been locked down by the boot code in `sandbox.py` (its own user id, mount
-namespace hiding the course, no network, resource limits); this module runs the student's code and
-answers requests on two pipes (file descriptors given on the command line). See `sandbox.py` for
-the protocol. Objects stay here; the grader gets values (see `wire.py`) or references by id.
+Started by `boot.main` once the process is locked down (never by hand); this module runs the
+student's code and answers requests on two pipes. A request is `{"op", "args", "sync", "release"}`,
+a reply `{"ok": value}` or `{"exc": {"t": type, "m": message}}`, each with the shared-array changes
+(`sync`, see `wire.py`). `Server.dispatch` is the table from request name to what it does. Objects
+stay here; the grader gets values (`wire.encode`) or references by id (`Server.ref`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lablib.grading import wire
+from . import wire
 
 #: Exit status when even the reply to a MemoryError cannot be sent.
 MEMORY_EXIT = 86
@@ -85,8 +85,7 @@ class Server:
         return wire.encode(value, buffers, self.tracker, ref)
 
     def serve(self) -> None:
-        self.reply({"ok": {"pid": os.getpid(), "uid": os.getuid(),
-                          "isolation": os.environ.pop("LABLIB_SANDBOX", "")}})
+        self.reply({"ok": {"pid": os.getpid(), "uid": os.getuid()}})
         while True:
             try:
                 header, buffers = wire.receive(self.rfd)
