@@ -29,6 +29,12 @@ def result(student: str, dw_error: str | None, status: Status = Status.GRADED, *
 
 def test_diagnosis_key_groups_the_same_mistake():
     assert diagnosis_key(TRANSPOSED) == "dW is transposed: received[i, j] ≈ expected[j, i]"
+    wrapped = ("check_layer: Linear\n  dscores  FAILED  max scaled error 9.2e-01 > 1e-06\n"
+               "          -> dscores is N = 4 times too large (N is the batch size): the loss is the\n"
+               "             mean over the batch, so its gradient carries a factor 1/N\n"
+               "          -> worst entry dscores[0, 1]: received 2, expected 0.5")
+    assert diagnosis_key(wrapped) == ("dscores is N = # times too large (N is the batch size): the loss is the "
+                                      "mean over the batch, so its gradient carries a factor #/N")
     assert diagnosis_key(AVERAGED.format(n=4)) == diagnosis_key(AVERAGED.format(n=7)) == \
         "dW is # times too small: did you average over the batch?"
     unnamed = ("check_layer: Sequential() on x of shape (4, 3)\n  dx  ok  max scaled error 4.7e-11\n"

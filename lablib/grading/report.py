@@ -45,11 +45,27 @@ _FINDING = re.compile(r"^\s*->\s*(.+)$", re.M)
 _FAILED_ITEM = re.compile(r"^\s*(\S.*?)\s+FAILED\s", re.M)
 
 
+def _findings(error: str) -> list[str]:
+    """The "->" findings of a check report, each with the lines it was wrapped onto joined back."""
+    out: list[str] = []
+    indent = -1
+    for line in error.splitlines():
+        match = _FINDING.match(line)
+        if match:
+            out.append(match.group(1).strip())
+            indent = len(line) - len(line.lstrip())
+        elif out and indent >= 0 and line.strip() and len(line) - len(line.lstrip()) > indent:
+            out[-1] += " " + line.strip()  # a continuation of the finding above
+        else:
+            indent = -1
+    return out
+
+
 def diagnosis_key(error: str) -> str:
     """The mistake a failure message names, in a form that groups students: the first "->" finding
     of a lablib check that is not a "worst entry" quote; else, for a check that named no mistake,
     which of its items failed; else the first line. Numbers become "#"."""
-    findings = [f for f in _FINDING.findall(error) if not f.lower().startswith("worst entry")]
+    findings = [f for f in _findings(error) if not f.lower().startswith("worst entry")]
     items = list(dict.fromkeys(_NUMBER.sub("#", item) for item in _FAILED_ITEM.findall(error)))
     if findings:
         text = findings[0]
