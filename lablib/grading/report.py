@@ -38,6 +38,8 @@ __all__ = ["ClassReport", "build_report", "render", "report", "diagnosis_key", "
 TOP_DIAGNOSES = 15
 #: Longest diagnosis text shown (characters).
 DIAGNOSIS_CHARS = 160
+#: How many test cells a diagnosis row names before "and N more".
+CELLS_NAMED = 5
 #: Bins of the histogram of totals (at most; fewer when the lab has fewer points).
 HISTOGRAM_BINS = 20
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.I)
@@ -173,7 +175,7 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .bar { display: inline-block; height: 0.8rem; background: #3b6ea5; vertical-align: middle; }
 .low { color: #a31515; font-weight: bold; }
 table.diagnoses td:first-child { width: 60%; }
@@ -201,8 +203,9 @@ def render(rep: ClassReport) -> str:
     out.append("<h2>Most common diagnoses</h2>")
     if rep.diagnoses:
         out.append("<table class=diagnoses><tr><th>diagnosis</th><th>students</th><th>in test cells</th></tr>")
-        out += [f"<tr><td>{e(text)}</td><td class=num>{n}</td><td>{e(', '.join(where))}</td></tr>"
-                for text, n, where in rep.diagnoses]
+        for text, n, where in rep.diagnoses:
+            named = ", ".join(where[:CELLS_NAMED]) + (f" and {len(where) - CELLS_NAMED} more" if len(where) > CELLS_NAMED else "")
+            out.append(f"<tr><td>{e(text)}</td><td class=num>{n}</td><td>{e(named)}</td></tr>")
         out.append("</table>")
     else:
         out.append("<p>No failed test.</p>")
