@@ -28,9 +28,11 @@ from lablib.grading.collect import collect  # noqa: E402
 from lablib.grading.release import release  # noqa: E402
 from lablib.grading.report import report  # noqa: E402
 from test_grading import PATCHING, answers, write_notebook, written_ids  # noqa: E402
+from test_nb03_grading import GRADING_MISTAKES as BACKPROP_MISTAKES  # noqa: E402
 from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES  # noqa: E402
 
-TABLES = {"01_layers": LAYER_MISTAKES, "02_losses": LOSS_MISTAKES, "04_training": TRAINING_MISTAKES}
+TABLES = {"01_layers": LAYER_MISTAKES, "02_losses": LOSS_MISTAKES, "03_backprop": BACKPROP_MISTAKES,
+          "04_training": TRAINING_MISTAKES}
 #: Share of the class that hands in a notebook blank, and the most mistakes one student makes per notebook.
 BLANK_SHARE, MAX_MISTAKES = 0.1, 3
 
