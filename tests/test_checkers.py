@@ -544,3 +544,209 @@ def test_a_crash_computing_dx_does_not_cost_the_gradients_already_set():
     report = check_layer(CrashesAfterSettingGrads(5, 3), _x())
     assert "ValueError" in failing(report, "dx")
     assert report.items["dW"].passed and report.items["db"].passed, report
+
+
+# ----------------------------------------------------------------------------- named hypotheses
+def _sigmoid(x):
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def elementwise(forward, backward):
+    """An elementwise layer from two functions: forward(x) and backward(layer, dout)."""
+
+    class Elementwise(Module):
+        def forward(self, x):
+            self.x, self.out = x, forward(x)
+            return self.out
+
+        def backward(self, dout):
+            return backward(self, dout)
+
+    return Elementwise()
+
+
+RELU = lambda x: np.maximum(x, 0)  # noqa: E731 - a table of one-line layers reads best as lambdas
+ELEMENTWISE_MISTAKES = {
+    "missing factor (1 - y)": (_sigmoid, lambda s, d: d * s.out, "misses a factor (1 − y)"),
+    "missing factor (1 + y)": (np.tanh, lambda s, d: d * (1 - s.out), "misses a factor (1 + y)"),
+    "output formula on the input": (np.tanh, lambda s, d: d * (1 - s.x**2), "formula meant for the output"),
+    "input formula on the output": (_sigmoid, lambda s, d: d * _sigmoid(s.out) * (1 - _sigmoid(s.out)), "at the output"),
+    "another activation's derivative": (np.tanh, lambda s, d: d * s.out * (1 - s.out), "sigmoid's derivative"),
+    "dout ignored": (RELU, lambda s, d: (s.x > 0) * 1.0, "does not use dout"),
+    "dout passed through": (RELU, lambda s, d: d * (s.out >= 0), "dout unchanged"),
+    "mask from dout": (RELU, lambda s, d: d * (d > 0), "at dout"),
+    "mask inverted": (RELU, lambda s, d: d * (s.x <= 0), "inverted"),
+    "leaky slope in backward only": (RELU, lambda s, d: np.where(s.x > 0, d, 0.1 * d), "slope 0.1 where x < 0"),
+    "leaky slope in forward only": (lambda x: np.maximum(x, 0.1 * x), lambda s, d: d * (s.x > 0), "forward has slope 0.1"),
+    "product rule, first term only": (_gelu, lambda s, d: d * _gelu(s.x) / s.x, "first term of the product rule"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(ELEMENTWISE_MISTAKES))
+def test_elementwise_backward_mistakes_are_named_from_the_students_own_forward(mistake):
+    forward, backward, words = ELEMENTWISE_MISTAKES[mistake]
+    x = np.random.default_rng(7).standard_normal((4, 5)) * 1.5
+    assert words in failing(check_layer(elementwise(forward, backward), x), "dx")
+
+
+def test_a_forward_with_a_transposed_square_weight_is_blamed_not_the_gradients():
+    class ForwardUsesWT(Linear):
+        def forward(self, x):
+            self.x = x
+            return x @ self.W.data.T + self.b.data
+
+    for n in (1, 4):
+        report = check_layer(ForwardUsesWT(5, 5), _x((n, 5)))
+        for name in ("dx", "dW"):
+            text = failing(report, name)
+            assert "forward seems to use W.T" in text and "dW is transposed" not in text
+        assert report.items["db"].passed
+
+
+def test_dx_without_the_transpose_is_named_where_the_shape_hides_it():
+    class DxWithoutTranspose(Linear):
+        def backward(self, dout):
+            super().backward(dout)
+            return dout @ self.W.data
+
+    for n in (1, 6):  # a batch of one, and a square W
+        report = check_layer(DxWithoutTranspose(6, 6), _x((n, 6)))
+        assert "dx needs Wᵀ where you used W" in failing(report, "dx")
+        assert report.items["dW"].passed and report.items["db"].passed
+    assert ".T" in failing(check_layer(DxWithoutTranspose(5, 3), _x()), "dx")  # a shape error otherwise
+
+
+def test_a_parameter_gradient_from_one_sample_is_named():
+    class LastSampleOnly(Linear):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            for i in range(len(dout)):  # overwrites instead of adding
+                self.W.grad = np.outer(self.x[i], dout[i])
+            self.b.grad = dout[0] * len(dout)
+            return dx
+
+    report = check_layer(LastSampleOnly(5, 3), _x())
+    assert "gradient of sample 3 alone" in failing(report, "dW")
+    assert "N = 4 times the gradient of sample 0" in failing(report, "db")
+
+
+def test_dout_returned_unchanged_and_a_bias_summed_over_the_wrong_axis_are_named():
+    class Lazy(Linear):
+        def backward(self, dout):
+            super().backward(dout)
+            self.b.grad = dout.sum(axis=1)
+            return dout
+
+    assert "dout unchanged" in failing(check_layer(Lazy(5, 3), _x()), "dx")  # the shape differs
+    report = check_layer(Lazy(5, 5), _x((5, 5)))  # a square batch: dout.sum(axis=1) has db's shape
+    assert "dout unchanged" in failing(report, "dx") and "summed over axis 1" in failing(report, "db")
+    assert "summed over the wrong axis" in failing(check_layer(Lazy(5, 3), _x()), "db")
+
+
+def test_a_loss_that_sums_over_the_batch_blames_forward_not_the_right_backward():
+    class SumLoss(CrossEntropy):
+        def forward(self, scores, y):
+            return super().forward(scores, y) * len(y)
+
+    report = check_loss(SumLoss(), *_scores())
+    assert "sum over the batch" in failing(report, "forward")
+    assert "your forward returns the sum" in failing(report, "dscores")
+    assert check_loss(CrossEntropy(), *_scores()).passed  # the batch-mean property holds for a mean
+
+
+def test_a_loss_averaged_over_every_entry_is_named_with_the_number_of_classes():
+    class MeanOverEverything(CrossEntropy):
+        def forward(self, scores, y):
+            return super().forward(scores, y) / scores.shape[1]
+
+    assert "C = 3 times" in failing(check_loss(MeanOverEverything(), *_scores()), "dscores")
+
+
+def test_infinite_values_name_the_log_of_an_underflowed_probability():
+    assert "log-softmax" in failing(check_values("loss", np.inf, 1000.0), "loss")
+    report = check_loss(LogOfSoftmax(), np.array([[1000.0, 0.0, -1000.0]]), np.array([2]))
+    assert "log-softmax" in failing(report, "forward")
+
+
+def test_check_values_words_depend_on_what_the_array_is():
+    grad = failing(check_values("g", np.zeros(3), [1.0, 2.0, 3.0], what="gradient"), "g")
+    value = failing(check_values("v", np.zeros(3), [1.0, 2.0, 3.0]), "v")
+    update = failing(check_values("p", [1.0, 2.0], [0.9, 2.2], what="update", start=[1.0, 2.0]), "p")
+    assert "self.W.grad" in grad and "never returned" in value
+    assert "written back" in update and "grad" not in update
+    assert "gradient" not in failing(check_values("v", [2.0, 4.0], [1.0, 2.0]), "v")
+    assert "moved the wrong way" in failing(check_values("p", [1.1, 1.8], [0.9, 2.2], what="update", start=[1.0, 2.0]), "p")
+
+
+def test_check_values_names_a_likely_result_the_test_cell_knows_of():
+    report = check_values("p", [-2.0], [-2.9], what="update", start=[-1.0], likely={"momentum is lost": [-2.0]})
+    assert "p is what you get when momentum is lost" in failing(report, "p")
+
+
+def test_a_scalar_off_by_an_unnamed_factor_gets_no_misleading_factor():
+    text = failing(check_values("loss", 17.27, 1000.0), "loss")
+    assert "times" not in text and "worst entry" in text
+    assert "N = 3 times too large" in failing(check_values("loss", 6.0, 2.0, batch_size=3), "loss")
+
+
+def test_check_values_names_normalisation_axis_broadcast_and_row_offsets():
+    e = np.exp(_x((4, 3)))
+    softmax = e / e.sum(axis=1, keepdims=True)
+    assert "wrong axis" in failing(check_values("p", e / e.sum(axis=0, keepdims=True), softmax), "p")
+    assert "whole array" in failing(check_values("p", e / e.sum(), softmax), "p")
+    square = np.exp(_x((3, 3)))
+    expected = square / square.sum(axis=1, keepdims=True)
+    assert "keepdims" in failing(check_values("p", square / square.sum(axis=1), expected), "p")
+    y = _x((3, 2))
+    assert "bias" in failing(check_values("y", y - [0.5, -0.5], y), "y")
+
+
+def test_a_function_whose_gradient_is_zero_gets_function_words():
+    W, b = _x((3, 2)), _x((2,), 1)
+    penalty = lambda W, b: 0.1 * np.sum(W**2)  # noqa: E731
+    text = failing(check_gradient(penalty, [W, b], [0.2 * W, 0.2 * b], ["W", "b"]), "db")
+    assert "must be all zeros" in text and "forward" not in text
+    with_bias = lambda W, b: 0.1 * (np.sum(W**2) + np.sum(b**2))  # noqa: E731
+    text = failing(check_gradient(with_bias, [W, b], [0.2 * W, np.zeros(2)], ["W", "b"]), "db")
+    assert "should not depend on it" in text
+
+
+def test_a_network_blames_its_wrong_layer_or_else_the_chaining():
+    class BadChild(Network):
+        def __init__(self, sizes, seed=0):
+            super().__init__(sizes, seed)
+            self.layers[2] = TransposedDW(sizes[1], sizes[2], seed + 1)
+
+    x = np.random.default_rng(3).standard_normal((4, 5))
+    report = check_layer(BadChild((5, 5, 5)), x)
+    assert "layers[2] (dW) fails check_layer on its own" in failing(report, "dlayers[2].W")
+
+    class ForwardOrderBackward(Network):
+        def backward(self, dout):
+            for layer in self.layers:
+                dout = layer.backward(dout)
+            return dout
+
+    report = check_layer(ForwardOrderBackward((5, 5, 5)), x)
+    assert "the mistake is in how ForwardOrderBackward chains them" in failing(report, "dlayers[0].W")
+    assert check_layer(Network((5, 5, 5)), x).passed
+
+
+def test_check_values_rejects_an_unknown_kind_of_array():
+    with pytest.raises(ValueError, match="gradient, value, update"):
+        check_values("p", [1.0], [1.0], what="parameter")
+
+
+def test_dx_computed_with_the_weight_gradient_is_named():
+    class DxWithGrad(Linear):
+        def backward(self, dout):
+            super().backward(dout)
+            return dout @ self.W.grad.T
+
+    report = check_layer(DxWithGrad(5, 3), _x())
+    assert "dx is computed with W.grad where the weight itself (W.data) belongs" in failing(report, "dx")
+    assert report.items["dW"].passed

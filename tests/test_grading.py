@@ -37,10 +37,11 @@ from lablib.grading.results import load_results as _load_results
 from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
+from test_nb05_grading import TUNING_MISTAKES
 from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
 from test_nb03_grading import GRADING_MISTAKES as BACKPROP_MISTAKES
 
-STEMS = ["01_layers", "02_losses", "03_backprop", "04_training"]
+STEMS = ["01_layers", "02_losses", "03_backprop", "04_training", "05_tuning"]
 CELL_TIMEOUT = 8.0  # seconds; every test cell takes well under one, even on a loaded machine
 POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
 
@@ -54,6 +55,8 @@ MISTAKES = {  # (table, mistake): a few graded parts of every notebook
     "04_training": [(TRAINING_MISTAKES, "checkpoint: keeps references, not copies"),
                     (TRAINING_MISTAKES, "sgd: learning rate folded into the velocity"),
                     (TRAINING_MISTAKES, "train_step: two optimizer steps")],
+    "05_tuning": [(TUNING_MISTAKES, "exponential: no floor"),
+                  (TUNING_MISTAKES, "grid_search: NaN can win (no finiteness check)")],
 }
 
 

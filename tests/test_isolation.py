@@ -17,6 +17,8 @@ import json
 import os
 import shutil
 import signal
+import site
+import sys
 import tempfile
 import time
 import uuid
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOTEBOOKS, notebook_path
+from conftest import NOTEBOOKS, ROOT, notebook_path
 from lablib.grading import paths
 from lablib.grading.autograde import grade
 from lablib.grading.grader import grade_notebook
@@ -185,7 +187,7 @@ def test_the_worker_sees_no_home_course_host_tmp_or_other_sandbox(tmp_path):
         probe = f'''
 import json, os
 seen = {{}}
-for path in ["/root", "/home", "/work", {str(NOTEBOOKS)!r}, {str(tmp_path)!r}, {str(other.work)!r},
+for path in ["/root", "/home", "/work", {str(ROOT)!r}, {str(NOTEBOOKS)!r}, {str(tmp_path)!r}, {str(other.work)!r},
              {str(other.root)!r}, "/etc", "/var", "/opt", "/srv"]:
     try:
         seen[path] = sorted(os.listdir(path))
@@ -201,10 +203,23 @@ raise RuntimeError("PROBE" + json.dumps([sorted(os.listdir(".")), seen]) + "PROB
             assert seen in ("FileNotFoundError", [".pyenv"]), (path, seen)  # only the runtime, if it lives there
         elif path == "/etc":
             assert seen in ("FileNotFoundError", ["ld.so.cache"]), (path, seen)
-        elif path == "/work":  # only the folders that lead to the runtime or to lablib
-            assert seen == "FileNotFoundError" or not (set(seen) & {"main", "briefs", "shared"}), (path, seen)
+        elif path in ("/work", str(ROOT)):  # only the folders that lead to the runtime (a venv in the checkout)
+            assert seen == "FileNotFoundError" or set(seen) <= on_the_way_to_the_runtime(path), (path, seen)
         else:
             assert seen in ("FileNotFoundError", "PermissionError", []), (path, seen)
+
+
+def on_the_way_to_the_runtime(folder: str) -> set[str]:
+    """Entries of `folder` on the path to Python's prefixes or site-packages, which the worker must see
+    (e.g. `.venv` when the virtual environment lives inside the checkout, as scripts/test.sh makes it)."""
+    runtime = {sys.prefix, sys.base_prefix, *site.getsitepackages()}
+    runtime |= {os.path.realpath(p) for p in runtime}
+    entries = set()
+    for place in runtime:
+        rel = os.path.relpath(place, folder)
+        if rel != "." and not rel.startswith(".."):
+            entries.add(rel.split(os.sep)[0])
+    return entries
 
 
 def test_a_broken_notebook_01_costs_no_points_in_notebook_04(tmp_path):

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .diagnose import Context, diagnose
+from .diagnose import WHAT, Context, Hypothesis, diagnose, explains
+from .elementwise import elementwise_hypotheses, is_elementwise
 from .numeric import GRAD_TOL, KINK_TOL, SCALE_FLOOR, Probe, sample_indices, scaled_error
 from .report import CheckReport, Item
+from .values import value_hypotheses
 
 __all__ = [
     "check_layer",
@@ -61,14 +63,50 @@ def _run(what: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]
             raise _StudentError(f"{what} is not implemented yet{detail}: replace the "
                                 "`raise NotImplementedError()` with your code") from None
         except Exception as exc:  # noqa: BLE001 - any error in student code is reported, not raised
-            raise _StudentError(f"{what} raised {type(exc).__name__}: {exc}") from None
+            raise _StudentError(f"{what} raised {type(exc).__name__}: {exc}{_hint(exc)}") from None
     found = sorted({f"{what}: numpy warned '{w.message}'" for w in caught
                     if issubclass(w.category, RuntimeWarning)})
     return result, found
 
 
-def _as_array(item: Item, what: str, value: Any, shape: tuple[int, ...] | None) -> np.ndarray | None:
-    """Validate a returned array: not None, numeric, right shape, finite. None if unusable."""
+#: Words of numpy's shape errors in a matrix product or a broadcast.
+_SHAPE_ERROR_WORDS = ("matmul", "not aligned", "could not be broadcast", "operands could not")
+
+
+def _hint(exc: Exception) -> str:
+    """A likely cause for a common error in student code."""
+    if isinstance(exc, ValueError) and any(w in str(exc) for w in _SHAPE_ERROR_WORDS):
+        return (" (the shapes of a matrix product or a broadcast do not fit: check the orientation of "
+                "each matrix, a missing or extra .T, and keepdims)")
+    return ""
+
+
+def _not_finite(what: str, arr: np.ndarray) -> str:
+    bad = ~np.isfinite(arr)
+    first = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+    where = f" (first at {list(first)})" if arr.ndim else ""
+    causes = []
+    if np.any(np.isposinf(arr)) or np.any(np.isneginf(arr)):
+        causes.append("inf: an exp of a large number that overflowed, or the log of a probability that "
+                      "underflowed to 0 (compute log-probabilities directly, log-softmax = shifted − "
+                      "log Σ exp(shifted), instead of the log of a softmax)")
+    if np.any(np.isnan(arr)):
+        causes.append("NaN: inf/inf, inf − inf or 0/0, usually after an overflow")
+    return (f"{what} has {int(bad.sum())} NaN/inf entries{where}: " + "; ".join(causes)
+            + ". Use a numerically stable formula.")
+
+
+def _as_array(
+    item: Item,
+    what: str,
+    value: Any,
+    shape: tuple[int, ...] | None,
+    upstream: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Validate a returned array: not None, numeric, right shape, finite. None if unusable.
+
+    upstream: the upstream gradient backward received, if any (names a dout returned unchanged,
+    or summed over the wrong axis)."""
     if value is None:
         item.fail(f"{what} is None: it must be set (or returned) as an array.")
         return None
@@ -81,23 +119,28 @@ def _as_array(item: Item, what: str, value: Any, shape: tuple[int, ...] | None) 
         return None
     if shape is not None and arr.shape != shape:
         hint = ""
-        if len(shape) == 2 and arr.shape == shape[::-1]:
+        if upstream is not None and arr.shape == upstream.shape and np.array_equal(arr, upstream):
+            hint = (" (it is dout unchanged: backward must apply the chain rule, e.g. multiply by the "
+                    "local derivative or by a weight matrix)")
+        elif len(shape) == 2 and arr.shape == shape[::-1]:
             hint = " (the transpose: did you swap the order of a matrix product?)"
+        elif upstream is not None and arr.shape == () and shape != ():
+            hint = " (one number: summed over every axis? A parameter's gradient sums over the batch only, axis 0)"
+        elif upstream is not None and upstream.ndim >= 2 and arr.shape == upstream.shape[:1] != shape:
+            hint = (f" (one entry per sample, N = {upstream.shape[0]}: summed over the wrong axis? A "
+                    "parameter's gradient sums over the batch, axis 0)")
         elif arr.size == int(np.prod(shape)):
             hint = " (right number of entries, wrong shape: a reshape or a missing keepdims?)"
         item.fail(f"{what} has shape {arr.shape}, expected {shape}{hint}.")
         return None
-    bad = ~np.isfinite(arr.astype(np.float64))
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        item.fail(f"{what} has {int(bad.sum())} NaN/inf entries (first at {list(first)}): an overflow "
-                  "(exp of a large number?) or a 0/0. Use a numerically stable formula.")
+    if not np.all(np.isfinite(arr.astype(np.float64))):
+        item.fail(_not_finite(what, arr.astype(np.float64)))
         return None
     return arr.astype(np.float64)
 
 
 def _fmt_index(name: str, index: tuple[int, ...]) -> str:
-    return f"{name}[{', '.join(map(str, index))}]"
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
 
 
 def _compare(
@@ -109,8 +152,12 @@ def _compare(
     full_max: int,
     n_coords: int,
     n_directions: int,
+    hypotheses: Callable[[list[tuple[int, ...]]], list[Hypothesis]] | None = None,
 ) -> None:
-    """Compare `received` with the probe's numeric gradient; record the verdict in `item`."""
+    """Compare `received` with the probe's numeric gradient; record the verdict in `item`.
+
+    hypotheses: builds named alternatives for a failed comparison from the entries where the
+    numeric gradient is known (called only on failure)."""
     shape = received.shape
     full = received.size <= full_max
     indices = list(np.ndindex(shape)) if full else sample_indices(shape, n_coords, rng)
@@ -162,16 +209,23 @@ def _compare(
         worst = (kinks[int(np.argmax(kink_errors))] if kink_error > KINK_TOL else None)
     if worst is not None:
         item.fail(f"worst entry {_fmt_index(item.name, worst)}: received {received[worst]:.6g}, "
-                  f"expected {diffs[worst][0]:.6g} (numeric gradient of your forward)")
+                  f"expected {diffs[worst][0]:.6g} (numeric gradient of "
+                  f"{'the function' if ctx.kind == 'function' else 'your forward'})")
     else:
         item.fail("the gradient disagrees with the numeric one along a random direction, although "
                   "the sampled entries agree: some entries are wrong.")
     want = np.array([diffs[i][0] for i in smooth])
     if smooth and not np.any(np.abs(want) > SCALE_FLOOR) and np.any(received):
-        item.problems.insert(0, f"the numeric {item.name} is zero: the output does not change when "
-                                "this input changes. Does forward read it (e.g. self.W.data, not a copy)?")
+        if ctx.kind == "function":
+            item.problems.insert(0, f"the numeric {item.name} is zero: the function does not change when "
+                                    f"{item.name[1:]} changes, so its gradient must be all zeros (a penalty "
+                                    "that leaves an input out, such as the biases, has zero gradient for it).")
+        else:
+            item.problems.insert(0, f"the numeric {item.name} is zero: the output does not change when "
+                                    "this input changes. Does forward read it (e.g. self.W.data, not a copy)?")
         return
-    for sentence in reversed(diagnose(item.name, received, smooth, want, oracle, ctx)):
+    hyps = hypotheses(smooth) if hypotheses is not None and smooth else []
+    for sentence in reversed(diagnose(item.name, received, smooth, want, oracle, ctx, hyps)):
         item.problems.insert(0, sentence)
 
 
@@ -206,6 +260,10 @@ def check_layer(
         CheckReport with items "forward", "dx" and "d<name>" for each parameter. Also detected:
         a mutated input or upstream gradient, grads accumulated over two backward calls instead of
         set, None / NaN / wrongly shaped results, and exceptions in the student's code.
+    A failed comparison is diagnosed with what the checker can observe: for an elementwise layer,
+    the derivative of its own forward at other points (see `elementwise`); for a weight, the forward
+    with the weight transposed or replaced by its gradient, and one sample's share of its gradient;
+    for a network, each child layer checked on the input it receives.
     """
     rng = np.random.default_rng(seed)
     x64 = np.array(x, dtype=np.float64)
@@ -280,14 +338,15 @@ def check_layer(
         grads = {name: None if p.grad is None else np.array(p.grad, dtype=np.float64) for name, p in params}
         results.append((dx, grads))
     (dx, grads), (dx2, grads2) = results
-    dx_arr = _as_array(dx_item, "dx (the value backward returns)", dx, x64.shape) if dx_item.passed else None
+    dx_arr = (_as_array(dx_item, "dx (the value backward returns)", dx, x64.shape, dout)
+              if dx_item.passed else None)
     arrays = {"dx": dx_arr}
     for name, p in params:
         it = grad_items[name]
         if not it.passed:
             arrays["d" + name] = None
             continue
-        arrays["d" + name] = _as_array(it, f"{name}.grad", grads[name], p.data.shape)
+        arrays["d" + name] = _as_array(it, f"{name}.grad", grads[name], p.data.shape, dout)
         g1, g2 = arrays["d" + name], grads2[name]
         if g1 is None or g2 is None or g1.shape != np.shape(g2):
             continue
@@ -303,19 +362,202 @@ def check_layer(
                      "on state left over from an earlier call?")
 
     # Numeric gradients of the student's own forward, with the same upstream gradient.
-    def compare(name: str, target: np.ndarray, evaluate: Callable[[], np.ndarray], ctx: Context) -> None:
+    def forward_on(z: np.ndarray) -> np.ndarray:
+        return np.array(clone.forward(z), dtype=np.float64)
+
+    def backward_at(z: np.ndarray, g: np.ndarray) -> np.ndarray:
+        clone.forward(z)
+        return clone.backward(g)
+
+    def dx_hypotheses(indices: list[tuple[int, ...]]) -> list[Hypothesis]:
+        hyps = []
+        if dout.shape == x64.shape:
+            pick = tuple(np.array(indices).T)
+            hyps.append(Hypothesis("dx is dout unchanged: backward must apply the chain rule (multiply by "
+                                   "the local derivative, or by a weight matrix).",
+                                   lambda: explains(arrays["dx"][pick], dout[pick])))
+        if is_elementwise(forward_on, x64.copy(), out_arr):
+            hyps += elementwise_hypotheses("dx", arrays["dx"], indices, x64, out_arr, dout, forward_on, backward_at)
+        return hyps
+
+    def param_hypotheses(name: str, target: np.ndarray) -> Callable[[list[tuple[int, ...]]], list[Hypothesis]]:
+        return lambda indices: _one_sample_hypotheses(
+            "d" + name, arrays["d" + name], indices, target, lambda: clone.forward(x64.copy()), dout)
+
+    def compare(name: str, target: np.ndarray, evaluate: Callable[[], np.ndarray], ctx: Context,
+                hypotheses: Callable[[list[tuple[int, ...]]], list[Hypothesis]] | None = None) -> None:
         received = arrays[name]
         if received is None:
             return
         with np.errstate(all="ignore"):
             probe = Probe(evaluate, target, dout)
-            _compare(report.items[name], received, probe, ctx, rng, full_max, n_coords, n_directions)
+            _compare(report.items[name], received, probe, ctx, rng, full_max, n_coords, n_directions, hypotheses)
         report.evaluations += probe.evaluations
 
-    compare("dx", x64, lambda: clone.forward(x64.copy()), ctx_x)
+    compare("dx", x64, lambda: clone.forward(x64.copy()), ctx_x, dx_hypotheses)
     for name, p in params:
-        compare("d" + name, p.data, lambda: clone.forward(x64.copy()), ctx_p)
+        compare("d" + name, p.data, lambda: clone.forward(x64.copy()), ctx_p, param_hypotheses(name, p.data))
+    if not dx_item.passed and dx_arr is not None:
+        with np.errstate(all="ignore"):
+            _blame_a_weight(report, clone, params, x64, dx_arr, dout, arrays)
+    compared = [report.items[name] for name, arr in arrays.items() if arr is not None]
+    if any(not item.passed for item in compared):
+        _blame_a_layer_or_the_chaining(report, clone, x64, compared, seed)
     return report
+
+
+def _inputs_of_children(module: Any, x: np.ndarray) -> dict[str, tuple[Any, np.ndarray]]:
+    """{name: (child, the input it received)} for the direct child modules one forward call reaches."""
+    children = list(module.named_children()) if hasattr(module, "named_children") else []
+    if any("forward" in vars(child) for _, child in children):
+        return {}  # a forward set on the instance: leave it alone
+    seen: dict[str, tuple[Any, np.ndarray]] = {}
+    for name, child in children:
+        def recording(*args: Any, _child=child, _name=name, **kwargs: Any) -> Any:
+            if args and _name not in seen:
+                seen[_name] = (_child, np.array(args[0], dtype=np.float64))
+            return type(_child).forward(_child, *args, **kwargs)
+
+        child.forward = recording
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            module.forward(x.copy())
+    except Exception:  # noqa: BLE001 - then nothing is learnt about the children
+        seen.clear()
+    finally:
+        for _, child in children:
+            child.__dict__.pop("forward", None)
+    return seen
+
+
+def _blame_a_layer_or_the_chaining(
+    report: CheckReport, clone: Any, x64: np.ndarray, failed: list[Item], seed: int
+) -> None:
+    """A container (a network, a Sequential) failed: check each child layer on the input it received.
+    A child that fails on its own is the one to fix; if every child passes, the chaining is wrong."""
+    children = _inputs_of_children(clone, x64)
+    if not children:
+        return
+    broken = []
+    for name, (child, child_x) in children.items():
+        sub = check_layer(child, child_x, seed=seed)
+        report.evaluations += sub.evaluations
+        if not sub.passed:
+            broken.append(f"{name} ({', '.join(sub.failed())})")
+    if broken:
+        sentence = (f"{', '.join(broken[:3])} fails check_layer on its own, on the input it receives here: "
+                    "fix that layer first.")
+    else:
+        sentence = (f"every layer ({', '.join(children)}) passes check_layer on its own, on the input it receives "
+                    f"here: the mistake is in how {type(clone).__name__} chains them (forward calls the layers in "
+                    "order; backward calls them in reverse order, each on the gradient the next one returned).")
+    for item in failed:
+        if not item.passed:
+            item.problems.insert(0, sentence)
+
+
+def _one_sample_hypotheses(
+    name: str,
+    received: np.ndarray,
+    indices: list[tuple[int, ...]],
+    target: np.ndarray,
+    evaluate: Callable[[], np.ndarray],
+    dout: np.ndarray,
+) -> list[Hypothesis]:
+    """A parameter's gradient sums one contribution per sample: is the received one the contribution
+    of the first or the last sample alone (an index [0], or a loop that overwrites with `=`)?"""
+    n = dout.shape[0] if dout.ndim >= 2 else 0
+    if n < 2:
+        return []
+    got = np.array([received[i] for i in indices])
+    shares: dict[int, np.ndarray] = {}
+
+    def share(k: int) -> np.ndarray:
+        if k not in shares:
+            upstream = np.zeros_like(dout)
+            upstream[k] = dout[k]
+            probe = Probe(evaluate, target, upstream)
+            shares[k] = np.array([probe.at(i)[0] for i in indices])
+        return shares[k]
+
+    hyps = []
+    for axis in range(1, dout.ndim):
+        summed = dout.sum(axis=axis)
+        if summed.shape == received.shape:
+            hyps.append(Hypothesis(
+                f"{name} is dout summed over axis {axis}: a parameter's gradient sums over the batch (axis 0).",
+                lambda summed=summed: explains(got, np.array([summed[i] for i in indices]))))
+    for k in sorted({0, n - 1}):
+        for times, words in ((1, ""), (n, f"N = {n} times ")):
+            hyps.append(Hypothesis(
+                f"{name} is {words}the gradient of sample {k} alone: a parameter's gradient sums the "
+                f"contributions of all N = {n} samples (a loop that overwrites with = instead of adding, "
+                "or one row used for the whole batch?).",
+                lambda k=k, times=times: explains(got, times * share(k))))
+    return hyps
+
+
+def _dx_with_weight(clone: Any, p: Any, weight: np.ndarray, x64: np.ndarray, dout: np.ndarray,
+                    dx: np.ndarray, report: CheckReport) -> bool:
+    """Whether dx is the numeric gradient of the forward with p.data replaced by `weight`."""
+    data = p.data
+    try:
+        p.data = np.ascontiguousarray(weight)
+        probe = Probe(lambda: clone.forward(x64.copy()), x64, dout)
+        indices = list(np.ndindex(x64.shape))[:FULL_CHECK_MAX]
+        candidate = np.array([probe.at(i)[0] for i in indices])
+    except Exception:  # noqa: BLE001 - the hypothesis cannot be tested
+        return False
+    finally:
+        p.data = data
+    report.evaluations += probe.evaluations
+    return explains(np.array([dx[i] for i in indices]), candidate)
+
+
+def _only(item: Item, sentence: str) -> None:
+    """Make `sentence` the item's diagnosis (the measured worst entry stays)."""
+    item.problems = [sentence] + [q for q in item.problems if q.startswith("worst entry")]
+
+
+def _blame_a_weight(
+    report: CheckReport,
+    clone: Any,
+    params: list[tuple[str, Any]],
+    x64: np.ndarray,
+    dx: np.ndarray,
+    dout: np.ndarray,
+    arrays: dict[str, np.ndarray | None],
+) -> None:
+    """dx failed: is it the gradient the forward would have with another weight matrix?
+
+    - with a square weight transposed: if that weight's gradient failed too, one mistake explains
+      both, forward uses W.T (and the backward, right for y = x @ W, is blamed for nothing); if it
+      passed, dx is the one missing a transpose (a square W or a batch of one hides it from a shape check);
+    - with the weight replaced by its gradient: dx used W.grad where W.data belongs.
+    """
+    dx_item = report.items["dx"]
+    for name, p in params:
+        data, grad = p.data, arrays.get("d" + name)
+        if data.ndim != 2:
+            continue
+        w_item = report.items["d" + name]
+        if data.shape[0] == data.shape[1] > 1 and _dx_with_weight(clone, p, data.T, x64, dout, dx, report):
+            if not w_item.passed and grad is not None:
+                blame = (f"forward seems to use {name}.T instead of {name}: with {name} transposed, the numeric "
+                         f"gradients of your forward match your dx and d{name}. {name} has shape (in, out) and "
+                         f"y = x @ {name}; fix forward (your backward is consistent with that).")
+                _only(dx_item, blame)
+                _only(w_item, blame)
+            else:
+                _only(dx_item, f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used "
+                               f"{name} (for y = x @ {name}, ∂L/∂x = dout @ {name}ᵀ; a square {name} or a batch of "
+                               "one hides this from a shape check).")
+            return
+        if grad is not None and grad.shape == data.shape and np.any(grad) \
+                and _dx_with_weight(clone, p, grad, x64, dout, dx, report):
+            _only(dx_item, f"dx is computed with {name}.grad where the weight itself ({name}.data) belongs.")
+            return
 
 
 def check_loss(
@@ -335,7 +577,8 @@ def check_loss(
         scores: class scores, shape (N, C); used in float64.
         y: integer labels, shape (N,), values in [0, C).
     Returns:
-        CheckReport with items "forward" and "dscores".
+        CheckReport with items "forward" and "dscores". Forward must be the batch mean: two copies
+        of the batch must give the same value (a sum gives twice, and dscores is then not blamed).
     """
     rng = np.random.default_rng(seed)
     s64 = np.array(scores, dtype=np.float64)
@@ -357,8 +600,10 @@ def check_loss(
         forward.fail(f"forward returned an array of shape {np.shape(value)}; it must return the batch "
                      "mean as one float (e.g. `float(np.mean(losses))`).")
     elif not np.isfinite(float(value)):
-        forward.fail(f"forward returned {float(value)}: an overflow (exp of large scores?) or log(0). "
-                     "Subtract the row maximum before exponentiating.")
+        forward.fail(f"forward returned {float(value)}: an exp of large scores that overflowed, or the log "
+                     "of a probability that underflowed to 0. Subtract the row maximum before exponentiating, "
+                     "and compute log-probabilities directly (log-softmax = shifted − log Σ exp(shifted)) "
+                     "instead of the log of a softmax.")
     if forward.passed:
         forward.detail = f"value {float(value):.6g}, a finite scalar, arguments unchanged"
     try:
@@ -381,13 +626,41 @@ def check_loss(
     def evaluate() -> float:
         return float(clone.forward(s64.copy(), y_arr.copy()))
 
-    ctx = Context("loss", s64.shape[0] if s64.ndim else None, batch_axis=s64.ndim > 1,
-                  labels=y_arr if s64.ndim == 2 else None)
+    n = s64.shape[0] if s64.ndim else None
+    sums = _sums_over_the_batch(clone, s64, y_arr, float(value))
+    if sums:
+        forward.fail("forward returns the sum over the batch, not the mean: two copies of the batch give "
+                     "twice the loss. Divide by N, the batch size.")
+
+    def hypotheses(indices: list[tuple[int, ...]]) -> list[Hypothesis]:
+        if not sums or not n:
+            return []
+        got = np.array([received[i] for i in indices])
+        want = np.array([probe.at(i)[0] for i in indices])
+        return [Hypothesis("dscores is the gradient of the batch mean, but your forward returns the sum "
+                           "(see forward): fix forward, and backward agrees with it.",
+                           lambda: explains(got, want / n))]
+
+    ctx = Context("loss", n, batch_axis=s64.ndim > 1, labels=y_arr if s64.ndim == 2 else None,
+                  num_classes=s64.shape[1] if s64.ndim == 2 else None)
     with np.errstate(all="ignore"):
         probe = Probe(evaluate, s64)
-        _compare(dscores_item, received, probe, ctx, rng, full_max, n_coords, n_directions)
+        _compare(dscores_item, received, probe, ctx, rng, full_max, n_coords, n_directions, hypotheses)
     report.evaluations += probe.evaluations
     return report
+
+
+def _sums_over_the_batch(loss: Any, scores: np.ndarray, y: np.ndarray, value: float) -> bool:
+    """Whether forward on two copies of the batch returns twice its value (a sum, not a mean)."""
+    if scores.ndim < 1 or scores.shape[0] < 1 or abs(value) < SCALE_FLOOR:
+        return False
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            doubled = float(loss.forward(np.concatenate([scores, scores]), np.concatenate([y, y])))
+    except Exception:  # noqa: BLE001 - the property cannot be tested
+        return False
+    return bool(abs(doubled - 2 * value) <= VALUE_TOL * abs(value))
 
 
 def check_gradient(
@@ -432,12 +705,35 @@ def check_gradient(
     return report
 
 
-def check_values(name: str, received: Any, expected: Any, *, tol: float = VALUE_TOL) -> CheckReport:
+def check_values(
+    name: str,
+    received: Any,
+    expected: Any,
+    *,
+    tol: float = VALUE_TOL,
+    what: str = "value",
+    start: Any = None,
+    likely: Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    num_classes: int | None = None,
+) -> CheckReport:
     """Compare an output with known values: shape, finiteness, then `scaled_error <= tol`.
 
-    On a mismatch the diagnosis says whether the output is a multiple, the negative, the transpose
-    or a row-permutation of the expected values.
+    Inputs:
+        what: "value" (what a forward or function returns), "gradient" or "update" (a parameter
+            after an optimizer step): changes the words of the diagnosis.
+        start: for an update, the parameter before the step(s); the diagnosis then compares how far
+            it moved (the step), not where it ended.
+        likely: {clause: values} likely wrong results the test cell knows of; a match is reported
+            as "`name` is what you get when <clause>".
+        batch_size, num_classes: for a loss value, name a factor N (a sum, not a mean) or C
+            (averaged over the classes too).
+    On a mismatch the diagnosis also says whether the output is a multiple, the negative, the
+    transpose or a row-permutation of the expected values, normalised over the wrong axis, or off
+    by the same offset in every row.
     """
+    if what not in WHAT:
+        raise ValueError(f"check_values(what={what!r}): what must be one of {', '.join(WHAT)}")
     expected = np.asarray(expected, dtype=np.float64)
     report = CheckReport(f"check_values: {name}")
     item = report.item(name)
@@ -450,10 +746,19 @@ def check_values(name: str, received: Any, expected: Any, *, tol: float = VALUE_
         return report
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(arr - expected)), arr.shape))
     item.fail(f"worst entry {_fmt_index(name, worst)}: received {arr[worst]:.6g}, expected {expected[worst]:.6g}")
+    hyps = value_hypotheses(name, arr, expected, likely)
+    got, want = arr, expected
+    if start is not None and what == "update":
+        origin = np.asarray(start, dtype=np.float64)
+        if origin.shape == arr.shape:
+            got, want = arr - origin, expected - origin
     indices = list(np.ndindex(arr.shape))
-    ctx = Context("function", arr.shape[0] if arr.ndim else None, batch_axis=arr.ndim > 1)
-    want = np.array([expected[i] for i in indices])
-    sentences = diagnose(name, arr, indices, want, lambda idx: (float(expected[idx]),), ctx)
+    loss = batch_size is not None or num_classes is not None
+    ctx = Context("loss" if loss else "values",
+                  batch_size if loss else (arr.shape[0] if arr.ndim else None),
+                  batch_axis=arr.ndim > 1 and not loss and what != "update", num_classes=num_classes, what=what)
+    wanted = np.array([want[i] for i in indices])
+    sentences = diagnose(name, got, indices, wanted, lambda idx: (float(want[idx]),), ctx, hyps)
     for sentence in reversed(sentences):
         item.problems.insert(0, sentence)
     return report
