@@ -250,25 +250,28 @@ INSTRUCTOR_MODULES = {"release", "collect", "autograde", "grader", "plan", "in_k
 
 
 def third_party_imports(folder: Path) -> set[str]:
-    """Top-level modules imported by the release's notebooks and by the lablib they run, outside the
-    standard library (instructor-only grading modules left out)."""
+    """Top-level modules imported by the release's notebooks and at module level by the lablib they run
+    (an import inside a function is an optional feature, e.g. dask), outside the standard library
+    (instructor-only grading modules left out)."""
     import ast
     import json
 
-    sources = []
+    statements = []  # every import of a notebook cell; lablib's module-level ones (nested ones are optional)
     for nb in folder.glob("*.ipynb"):
-        sources += ["\n".join(line for line in "".join(c["source"]).splitlines() if not line.lstrip().startswith(("%", "!")))
-                    for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        for c in json.loads(nb.read_text())["cells"]:
+            if c["cell_type"] == "code":
+                text = "\n".join(line for line in "".join(c["source"]).splitlines()
+                                 if not line.lstrip().startswith(("%", "!")))
+                statements += list(ast.walk(ast.parse(text)))
     for module in (folder / "lablib").rglob("*.py"):
         if module.stem not in INSTRUCTOR_MODULES:
-            sources.append(module.read_text())
+            statements += ast.parse(module.read_text()).body
     found = set()
-    for text in sources:
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.Import):
-                found |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
+    for node in statements:
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
     return found - set(sys.stdlib_module_names) - {"lablib", "__future__", "torch"}  # torch: crosscheck only
 
 
