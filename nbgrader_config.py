@@ -1,7 +1,8 @@
 """nbgrader configuration of Backprop Lab (nbgrader 0.9.6).
 
 nbgrader reads this file when it runs with the repository as its working directory, which is how
-`lablib release` (and the later grading commands) start it. Run by hand, from the repository root:
+`lablib release` starts it, and how `bash scripts/lab.sh --instructor` starts formgrader. By hand,
+from the repository root:
 
     LABLIB_BUILD=/some/where nbgrader generate_assignment backprop-lab --force
 
@@ -45,13 +46,9 @@ c.ClearHiddenTests.enforce_metadata = True
 # Record the assignment in the gradebook on the first release (default True; kept).
 c.GenerateAssignment.create_assignment = True
 
-# --- Autograding (used by the grading steps) ---------------------------------------------------
-# A student who deletes a test cell would otherwise score 0 on it silently: autograde puts every
-# missing grade cell back from the gradebook (OverwriteCells.add_missing_cells, False by default).
-c.OverwriteCells.add_missing_cells = True
-# Per-cell timeout in seconds (nbgrader's default is also 30). Every test cell of the lab runs in
-# well under a second on a laptop; 30 s bounds a hanging cell while leaving room for a slow machine.
-# nbgrader then interrupts the kernel (Execute.interrupt_on_timeout, default True) and records a
-# CellTimeoutError in that cell; the rest of the notebook still runs.
-c.Execute.timeout = 30
-c.Execute.interrupt_on_timeout = True
+# --- Autograding ------------------------------------------------------------------------------
+# Not nbgrader's: `lablib grade` runs the tests outside the student's kernel (lablib/grading/DESIGN.md)
+# and then hands the results to nbgrader's gradebook and autograded/ folder, where formgrader shows
+# them. Its limits are lablib's (`lablib grade --timeout/--notebook-timeout/--memory`); deleted or
+# edited test cells are always restored from the source. Formgrader's "autograde" button would
+# re-grade a submission in one kernel, nbgrader's way, and replace those scores: use `lablib grade`.

@@ -5,7 +5,8 @@
     lablib grade [--build DIR] [--jobs N] [--timeout S] [--notebook-timeout S] [--memory MB] [--force]
                  [--student ID]...                  instructor: autograde every collected submission
     lablib feedback [--build DIR] [--student ID]... instructor: one HTML feedback page per student
-    lablib export [--build DIR]                     instructor: grades.csv (scores, a status per notebook)
+    lablib export [--build DIR]                     instructor: grades.csv (auto + written scores, a status per notebook)
+    lablib report [--build DIR] [--out FILE]        instructor: one HTML page about the class (pass rates, mistakes)
     lablib check PATH... [--timeout S] [--memory MB] [--jobs N] [--json]
                                                     student: self-check notebooks (files or folders)
 
@@ -52,7 +53,7 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lablib.grading.check import CheckError, CheckResult, find_notebooks, iter_check, summary_line
+    from lablib.grading.check import CheckError, CheckResult, find_notebooks, iter_check, notebook_text, summary_line
 
     if args.timeout <= 0:
         print("lablib check: error: --timeout must be positive", file=sys.stderr)
@@ -73,7 +74,7 @@ def _check(args: argparse.Namespace) -> int:
     for checked in iter_check(notebooks, args.timeout, args.jobs, args.memory):
         result.notebooks.append(checked)
         if not args.json:
-            print(result.notebooks[-1].to_text(), end="\n\n", flush=True)
+            print(notebook_text(result.notebooks[-1]), end="\n\n", flush=True)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -82,7 +83,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    from lablib.grading.check import CHECK_MEMORY_MB, CHECK_TIMEOUT_S
+    from lablib.grading.check import CHECK_MEMORY_MB, CHECK_TIMEOUT_S  # standard library only
 
     p = sub.add_parser(
         "check", help="self-check your notebooks with the visible tests (student)",
@@ -156,8 +157,13 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Defaults of `lablib grade`, stated here so that building the parser imports no grader (nbformat,
+#: nbgrader): `python -m lablib check` must start in a release without them. A test keeps them equal
+#: to lablib.grading.grader's.
+GRADE_CELL_TIMEOUT_S, GRADE_NOTEBOOK_TIMEOUT_S, GRADE_MEMORY_MB = 30.0, 300.0, 3072
+
+
 def _add_grade(sub: argparse._SubParsersAction) -> None:
-    from lablib.grading.autograde import GRADE_CELL_TIMEOUT_S, GRADE_MEMORY_MB, GRADE_NOTEBOOK_TIMEOUT_S
 
     p = sub.add_parser(
         "grade", help="autograde every collected submission (instructor)",
@@ -215,17 +221,42 @@ def _export(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export", help="write grades.csv: per-notebook scores and statuses, total, review flag (instructor)",
-        description="<build>/grades.csv with one row per student: per notebook the automatic points and a status "
-                    "(graded, timed out, killed for memory, kernel died, malformed notebook, missing, not graded), "
-                    "the total, and a review column saying why a submission needs a look.",
+        description="<build>/grades.csv with one row per student: per notebook the autograded points, the points "
+                    "a TA gave the written answers in formgrader, and a status (graded, timed out, killed for memory, "
+                    "kernel died, malformed notebook, missing, not graded); the totals (equal to nbgrader export's), "
+                    "and a review column saying why a submission needs a look. Also: nbgrader export "
+                    "--exporter=lablib.grading.export.GradesCsv.",
     )
     _build_arg(p)
     p.set_defaults(run=_export)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from lablib.grading.report import report
+
+    path, rep = report(args.build, args.out)
+    if not rep.students:
+        print("lablib report: nothing graded yet (run lablib grade first)", file=sys.stderr)
+        return 1
+    print(f"Wrote {path}: {len(rep.students)} student(s), {len(rep.flagged)} notebook(s) to look at")
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="one HTML page about the class: pass rates, common mistakes, totals (instructor)",
+        description="<build>/report.html from the stored results (no regrading): per graded cell the share of "
+                    "the class that passed, the most common diagnoses with counts, the distribution of totals as "
+                    "a plot, and the submissions flagged for review or with a fault status.",
+    )
+    _build_arg(p)
+    p.add_argument("--out", metavar="FILE", default=None, help="where to write the page (default <build>/report.html)")
+    p.set_defaults(run=_report)
+
+
 #: One registration function per subcommand, in the order `--help` lists them.
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_release, _add_collect, _add_grade, _add_feedback, _add_export, _add_check)
+    _add_release, _add_collect, _add_grade, _add_feedback, _add_export, _add_report, _add_check)
 
 
 def build_parser() -> argparse.ArgumentParser:

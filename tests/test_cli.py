@@ -23,7 +23,8 @@ import pytest
 from conftest import runnable_here
 from lablib import cells, cli
 from lablib.grading import paths
-from lablib.grading.check import CHECK_PROFILE, CHECKED, CRASHED, MALFORMED, TIMEOUT, CheckResult, check, check_notebook
+from lablib.grading.check import CHECK_PROFILE, CheckResult, check, check_notebook, notebook_text
+from lablib.grading.results import Status
 from lablib.training import PROFILE_VAR
 
 SOURCES = paths.source_notebooks()
@@ -119,7 +120,7 @@ def test_source_notebooks_get_full_visible_points(source_result: CheckResult) ->
     assert source_result.passed, source_result.to_text()
     checked = {Path(nb.path).name for nb in source_result.notebooks}
     for nb, path in zip(source_result.notebooks, [p for p in SOURCES if p.name in checked]):
-        assert nb.status == CHECKED and not nb.cell_errors
+        assert nb.status is Status.GRADED and not nb.cell_errors
         points = visible_points(path)
         assert {t.grade_id: t.earned for t in nb.tests} == points
         assert nb.earned == nb.possible == sum(points.values()) > 0
@@ -148,33 +149,33 @@ def test_text_report_of_a_passing_check(source_result: CheckResult) -> None:
 def test_a_transposed_dW_fails_only_its_test_and_says_why(bad) -> None:
     result, _, made = bad
     nb = by_name(result, made["transposed"])
-    assert nb.status == CHECKED
+    assert nb.status is Status.GRADED
     failed = {t.grade_id for t in nb.tests if not t.passed}
     assert failed == {"test_linear_dW"}
     assert nb.earned == nb.possible - visible_points(LAYERS)["test_linear_dW"]
     (dw,) = [t for t in nb.tests if t.grade_id == "test_linear_dW"]
     assert dw.error.startswith("AssertionError") and "transpose" in dw.error
-    text = nb.to_text()
+    text = notebook_text(nb)
     assert "failed     test_linear_dW" in text and "transpose" in text
 
 
 def test_an_infinite_loop_times_out_and_keeps_the_earlier_results(bad) -> None:
     result, seconds, made = bad
     nb = by_name(result, made["loop"])
-    assert nb.status == TIMEOUT
+    assert nb.status is Status.TIMED_OUT
     assert f"stopped after {SHORT_TIMEOUT:g} s while running cell relu" in nb.message
     assert seconds < SHORT_TIMEOUT + 10  # stopped, not waited for
     status = {t.grade_id: t.status for t in nb.tests}
     assert all(status[gid] == "passed" for gid in status if gid.startswith("test_linear"))
     linear = sum(points for gid, points in visible_points(LAYERS).items() if gid.startswith("test_linear"))
     assert status["test_relu_forward"] == "not run" and nb.earned == linear > 0
-    assert "TIMED OUT" in nb.to_text()
+    assert "TIMED OUT" in notebook_text(nb)
 
 
-def test_a_notebook_that_kills_its_process_is_reported_as_crashed(bad) -> None:
+def test_a_notebook_that_kills_its_process_is_reported_as_died(bad) -> None:
     result, _, made = bad
     nb = by_name(result, made["exit"])
-    assert nb.status == CRASHED
+    assert nb.status is Status.DIED
     assert "while running cell sigmoid with exit status 3" in nb.message
     status = {t.grade_id: t.status for t in nb.tests}
     assert status["test_relu_backward"] == "passed" and status["test_sigmoid_forward"] == "not run"
@@ -184,17 +185,17 @@ def test_a_notebook_that_kills_its_process_is_reported_as_crashed(bad) -> None:
 def test_a_memory_hog_fails_its_cell_and_the_notebook_goes_on(bad) -> None:
     result, _, made = bad
     nb = by_name(result, made["hog"])
-    assert nb.status == CHECKED
+    assert nb.status is Status.GRADED
     assert nb.cell_errors["hog"].startswith("MemoryError")
     assert [t.status for t in nb.tests] == ["passed"]
-    assert nb.to_text().index("error in cell hog") < nb.to_text().index("test_after")
+    assert notebook_text(nb).index("error in cell hog") < notebook_text(nb).index("test_after")
 
 
 def test_a_file_that_is_not_json_is_reported_in_one_line(bad) -> None:
     result, _, made = bad
     nb = by_name(result, made["not_json"])
-    assert nb.status == MALFORMED and "not valid JSON" in nb.message and nb.tests == []
-    assert "\n" not in nb.to_text() and "Traceback" not in nb.to_text()
+    assert nb.status is Status.MALFORMED and "not valid JSON" in nb.message and nb.tests == []
+    assert "\n" not in notebook_text(nb) and "Traceback" not in notebook_text(nb)
     assert not result.passed
 
 
@@ -212,7 +213,7 @@ def test_cli_check_json_on_a_malformed_notebook(tmp_path: Path) -> None:
     assert code == 1 and not err
     data = json.loads(out)
     assert data["passed"] is False and data["visible_tests_only"] is True
-    assert data["notebooks"][0]["status"] == MALFORMED
+    assert data["notebooks"][0]["status"] == Status.MALFORMED
 
 
 def test_cli_usage_errors(tmp_path: Path) -> None:

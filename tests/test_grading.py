@@ -14,6 +14,8 @@ import csv
 import itertools
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,8 +25,15 @@ import pytest
 from conftest import NOTEBOOKS, ROOT, graded_cell_ids, load_notebook
 from lablib import cells
 from lablib.cli import main
-from lablib.grading import autograde, paths
-from lablib.grading.autograde import GradeRun, NotebookGrade, grade, in_kernel_review, load_results
+from lablib.grading import paths
+from lablib.grading.autograde import GradeRun, grade
+from lablib.grading.gradebook import autograded_path, db_url
+from lablib.grading.in_kernel import in_kernel_review, run_in_kernel
+from lablib.grading.notebook import outline
+from lablib.grading.plan import plan_notebook
+from lablib.grading.release import release
+from lablib.grading.results import NotebookResult, Status, TestResult
+from lablib.grading.results import load_results as _load_results
 from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
@@ -34,7 +43,7 @@ from test_nb06_grading import WEIGHTS_MISTAKES
 from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
 
 STEMS = ["01_layers", "02_losses", "03_backprop", "04_training", "05_tuning", "06_weights"]
-CELL_TIMEOUT = 4.0
+CELL_TIMEOUT = 8.0  # seconds; every test cell takes well under one, even on a loaded machine
 POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
 
 MISTAKES = {  # (table, mistake): a few graded parts of every notebook
@@ -69,13 +78,20 @@ def answers(stem: str, kind: str) -> dict[str, str]:
     return out
 
 
+def written_ids(stem: str) -> list[str]:
+    """grade_ids of the notebook's written answers (graded by hand)."""
+    return list(outline(load_notebook(stem)).written)
+
+
 def expected_failures(stem: str) -> set[str]:
     return set().union(*(table[name][3] for table, name in MISTAKES[stem]))
 
 
-def write_notebook(folder: Path, stem: str, replace: dict[str, str]) -> None:
-    """The student's file: the source with these answers and the visible tests only (as released)."""
-    nb = copy.deepcopy(load_notebook(stem))
+def write_notebook(folder: Path, stem: str, replace: dict[str, str], released: Path | None = None) -> None:
+    """The student's file: the source with these answers and the visible tests only (as released);
+    with `released` (nbgrader's release folder), its notebook with these answers, checksums kept."""
+    base = released / f"{stem}.ipynb" if released else NOTEBOOKS / f"{stem}.ipynb"
+    nb = nbformat.read(str(base), as_version=4)
     for cell in nb.cells:
         gid = cells.grade_id(cell)
         if gid in replace:
@@ -177,10 +193,13 @@ def graded(tmp_path_factory):
     """Collect and grade the whole class once; returns (build, results, run, seconds)."""
     base = tmp_path_factory.mktemp("grading")
     build, source = base / "build", base / "submissions"
+    release(build)  # the gradebook knows the assignment, as in the instructor's workflow
+    released = paths.course_root(build) / "release" / paths.ASSIGNMENT_ID
     for stem in STEMS:
-        write_notebook(source / "solution", stem, answers(stem, "solution"))
-        write_notebook(source / "blank", stem, answers(stem, "blank"))
-        write_notebook(source / "mistakes", stem, answers(stem, "mistakes"))
+        written = {gid: f"My answer to {gid}." for gid in written_ids(stem)}
+        write_notebook(source / "solution", stem, {**answers(stem, "solution"), **written}, released)
+        write_notebook(source / "blank", stem, answers(stem, "blank"), released)
+        write_notebook(source / "mistakes", stem, answers(stem, "mistakes"), released)
     write_notebook(source / "patcher", "01_layers", with_prefix("01_layers", "mistakes", "linear", PATCHING))
     write_notebook(source / "liar", "01_layers", {**answers("01_layers", "mistakes"), "linear": LYING_ARRAYS})
     write_notebook(source / "reader", "01_layers", with_prefix("01_layers", "blank", "linear", reading_source(ROOT)))
@@ -203,6 +222,10 @@ def graded(tmp_path_factory):
     run = grade(build, jobs=2, cell_timeout=CELL_TIMEOUT, notebook_timeout=120, memory_mb=2048, progress=False)
     seconds = time.monotonic() - start
     return build, load_results(build), run, seconds
+
+
+def load_results(build: Path) -> dict[str, dict[str, NotebookResult]]:
+    return _load_results(paths.results_root(build))
 
 
 def score(results, student: str, stem: str) -> float:
@@ -399,7 +422,7 @@ def test_honest_submissions_agree_in_kernel(graded, student):
         assert g.in_kernel_score == g.earned and g.disagreements == []
         assert {gid for gid, s in g.in_kernel_tests.items() if s != "passed"} == failed(results, student, stem)
     row = export_rows(build)[student]
-    assert row["in_kernel"] == row["total"] and row["review"] == ""
+    assert row["in_kernel"] == row["auto"] and row["review"] == ""
 
 
 def test_tampering_scores_higher_in_kernel_and_is_flagged(graded):
@@ -410,7 +433,7 @@ def test_tampering_scores_higher_in_kernel_and_is_flagged(graded):
     assert g.disagreements and set(g.disagreements) <= expected_failures("01_layers")
     assert g.in_kernel_higher == g.disagreements
     row = export_rows(build)["patcher"]
-    assert row["total"] == f"{g.earned:g}" and row["in_kernel"] == f"{g.in_kernel_score:g}"
+    assert row["auto"] == f"{g.earned:g}" and row["in_kernel"] == f"{g.in_kernel_score:g}"
     assert (f"in-kernel {g.in_kernel_score:g}/{g.possible:g} vs authoritative {g.earned:g}/{g.possible:g} "
             "in 01_layers: tampering suspected, cells ") in row["review"]
     assert all(cell in row["review"] for cell in g.disagreements)
@@ -436,39 +459,138 @@ def test_in_kernel_timeout_or_death_is_recorded_and_changes_nothing(graded):
     rows = export_rows(build)
     assert "in-kernel" not in rows["looper"]["review"]  # its status already asks for review
     missing = results["broken"]["01_layers.ipynb"]
-    assert missing.in_kernel_score is None and rows["broken"]["in_kernel"] == rows["broken"]["total"]
+    assert missing.in_kernel_score is None and rows["broken"]["in_kernel"] == rows["broken"]["auto"]
 
 
 def test_in_kernel_review_text():
-    tests = [autograde.TestGrade(f"t{i}", "part", "", 1.0, status)
-             for i, status in enumerate(["passed", "failed", "passed"])]
-    g = NotebookGrade("s", "01_layers.ipynb", "graded", tests=tests, in_kernel_score=2.0, in_kernel_status="complete",
-                      in_kernel_tests={"t0": "passed", "t1": "passed", "t2": "failed"}, disagreements=["t1", "t2"])
+    tests = [TestResult(f"t{i}", "part", "", 1.0, status)
+             for i, status in enumerate([Status.PASSED, Status.FAILED, Status.PASSED])]
+    g = NotebookResult("01_layers.ipynb", Status.GRADED, student="s", tests=tests, in_kernel_score=2.0,
+                       in_kernel_status=Status.COMPLETE, disagreements=["t1", "t2"],
+                       in_kernel_tests={"t0": Status.PASSED, "t1": Status.PASSED, "t2": Status.FAILED})
     assert in_kernel_review(g) == ("in-kernel 2/3 vs authoritative 2/3 in 01_layers: tampering suspected, cells t1; "
                                    "and failed in-kernel but passed authoritatively, cells t2")
-    g.disagreements, g.in_kernel_tests["t1"] = ["t2"], "failed"
+    g.disagreements, g.in_kernel_tests["t1"] = ["t2"], Status.FAILED
     assert "tampering" not in in_kernel_review(g) and "cells t2" in in_kernel_review(g)
-    g.disagreements, g.in_kernel_status, g.in_kernel_message = [], "kernel died", "stopped at cell t1: gone"
+    g.disagreements, g.in_kernel_status, g.in_kernel_message = [], Status.DIED, "stopped at cell t1: gone"
     assert in_kernel_review(g) == ("01_layers in-kernel run kernel died (the cells after it not compared): "
                                    "stopped at cell t1: gone")
-    g.status = "kernel died"
+    g.status = Status.DIED
     assert in_kernel_review(g) == ""
-    g.in_kernel_score, g.in_kernel_status = None, ""
+    g.in_kernel_score, g.in_kernel_status = None, None
     assert in_kernel_review(g) == ""
 
 
 def test_in_kernel_run_that_cannot_start_leaves_the_grade_alone():
-    plan = autograde.plan_notebook(load_notebook("01_layers"))
-    result = NotebookGrade("s", "01_layers.ipynb", "graded", tests=copy.deepcopy(plan.tests))
+    plan = plan_notebook(load_notebook("01_layers"))
+    result = NotebookResult("01_layers.ipynb", Status.GRADED, student="s", tests=plan.fresh_results())
     for t in result.tests:
-        t.status = "passed"
+        t.status = Status.PASSED
     before = copy.deepcopy(result.tests)
 
     def broken_sandbox():
         raise OSError("no room")
 
-    autograde._run_in_kernel(plan, {}, broken_sandbox, result, 1.0, 1.0)
+    run_in_kernel(plan, {}, broken_sandbox, result, 1.0, 1.0)
     assert result.tests == before and result.status == "graded"
     assert result.in_kernel_status == "failed" and "no room" in result.in_kernel_message
     assert result.in_kernel_score == 0 and result.disagreements == []
     assert "in-kernel run failed" in in_kernel_review(result)
+
+
+# --------------------------------------------------------------------------------------------------
+# nbgrader's gradebook: formgrader's view of the results, manual grades, exports (issue 11)
+
+
+def submission_notebook(gb, student: str, stem: str):
+    return gb.find_submission_notebook(stem, paths.ASSIGNMENT_ID, student)
+
+
+def test_gradebook_holds_the_authoritative_auto_scores(graded):
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import determine_grade, is_grade
+
+    build, results, run, _ = graded
+    assert run.gradebook.startswith("Recorded"), run.gradebook
+    with Gradebook(db_url(build)) as gb:
+        for student, notebooks in results.items():
+            for name, result in notebooks.items():
+                auto = {g.name: g.auto_score for g in submission_notebook(gb, student, Path(name).stem).grades}
+                assert {t.grade_id: auto[t.grade_id] for t in result.tests} == \
+                    {t.grade_id: t.earned for t in result.tests}, (student, name)
+                # nbgrader's own reading of the autograded notebook gives the same scores
+                nb = nbformat.read(str(autograded_path(build, student, name)), as_version=4)
+                ours = {t.grade_id: t.earned for t in result.tests}
+                for cell in nb.cells:
+                    gid = cells.grade_id(cell)
+                    if is_grade(cell) and gid in ours:
+                        assert determine_grade(cell)[0] == ours[gid], (student, name, gid)
+        written = written_ids("01_layers")
+        solution = {g.name: g for g in submission_notebook(gb, "solution", "01_layers").grades}
+        blank = {g.name: g for g in submission_notebook(gb, "blank", "01_layers").grades}
+        for gid in written:  # an answer waits for the TA; an untouched "YOUR ANSWER HERE" is no response
+            assert solution[gid].auto_score is None and solution[gid].needs_manual_grade
+            assert blank[gid].auto_score == 0 and not blank[gid].needs_manual_grade
+
+
+def test_autograded_notebooks_show_the_diagnosis_and_the_students_answers(graded):
+    build, results, _, _ = graded
+    nb = nbformat.read(str(autograded_path(build, "mistakes", "01_layers.ipynb")), as_version=4)
+    by_id = {cells.grade_id(c): c for c in nb.cells if cells.grade_id(c)}
+    (error,) = by_id["test_linear_dW"].outputs
+    assert error.output_type == "error" and "dW" in error.evalue
+    assert by_id["test_linear_forward"].outputs[0].text.startswith("passed")
+    assert cells.HIDDEN_BEGIN in by_id["test_linear_dW"].source  # what ran, for the TA
+    solution = nbformat.read(str(autograded_path(build, "solution", "01_layers.ipynb")), as_version=4)
+    gid = written_ids("01_layers")[0]
+    assert [c.source for c in solution.cells if cells.grade_id(c) == gid] == [f"My answer to {gid}."]
+
+
+def nbgrader_cli(build: Path, *args: str) -> None:
+    env = {**os.environ, paths.BUILD_ENV: str(build),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_manual_grades_flow_into_the_export_and_survive_a_regrade(graded, tmp_path):
+    """release → collect → grade (the fixture) → a TA grades the written answers through nbgrader's
+    Gradebook API, as formgrader does → both exports count them → a forced regrade keeps them."""
+    from nbgrader.api import Gradebook
+
+    build, results, _, _ = graded
+    given = {}
+    with Gradebook(db_url(build)) as gb:
+        for stem in STEMS:
+            for gid in written_ids(stem):
+                grade_ = gb.find_grade(gid, stem, paths.ASSIGNMENT_ID, "solution")
+                grade_.manual_score = given[stem, gid] = grade_.max_score - (1 if stem == "02_losses" else 0)
+                gb.find_comment(gid, stem, paths.ASSIGNMENT_ID, "solution").manual_comment = "Clear."
+        gb.db.commit()
+    rows = export_rows(build)
+    row = rows["solution"]
+    for stem in STEMS:
+        written = sum(v for (s, _), v in given.items() if s == stem)
+        auto = results["solution"][f"{stem}.ipynb"].earned
+        assert (float(row[f"{stem} auto"]), float(row[f"{stem} written"]), float(row[stem])) == \
+            (auto, written, auto + written)
+    assert float(row["total"]) == float(row["auto"]) + float(row["written"]) == \
+        sum(POSSIBLE.values()) + sum(given.values())
+    assert row["written_open"] == "0" and int(rows["mistakes"]["written_open"]) == 0  # untouched: no response
+    assert rows["blank"]["written"] == "" and rows["blank"]["total"] == "0"
+
+    # nbgrader's own CSV export agrees on every total; its plug-in point writes our CSV
+    nbgrader_cli(build, "export", "--to", str(tmp_path / "nbgrader.csv"))
+    theirs = {r["student_id"]: float(r["score"]) for r in csv.DictReader((tmp_path / "nbgrader.csv").open())}
+    assert theirs == {s: float(r["total"]) for s, r in rows.items() if s in theirs} and "solution" in theirs
+    nbgrader_cli(build, "export", "--exporter=lablib.grading.export.GradesCsv", "--to", str(tmp_path / "plugin.csv"))
+    assert (tmp_path / "plugin.csv").read_text() == paths.grades_csv(build).read_text()
+
+    run = grade(build, students=["solution"], force=True, jobs=2, cell_timeout=CELL_TIMEOUT, progress=False,
+                in_kernel=False)
+    assert run.graded == len(STEMS) and run.gradebook.startswith("Recorded")
+    assert export_rows(build)["solution"]["total"] == row["total"]
+    with Gradebook(db_url(build)) as gb:
+        for (stem, gid), score_ in given.items():
+            assert gb.find_grade(gid, stem, paths.ASSIGNMENT_ID, "solution").manual_score == score_

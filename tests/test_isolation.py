@@ -28,7 +28,8 @@ import pytest
 
 from conftest import NOTEBOOKS, ROOT, notebook_path
 from lablib.grading import paths
-from lablib.grading.autograde import grade, grade_notebook
+from lablib.grading.autograde import grade
+from lablib.grading.grader import grade_notebook
 from lablib.grading.collect import collect
 from lablib.grading.sandbox import SandboxUnavailable
 from lablib.grading.sandbox import isolation as iso

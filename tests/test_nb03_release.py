@@ -80,7 +80,8 @@ def test_the_release_filled_with_the_solutions_runs_in_a_kernel_and_scores_full_
     """A Jupyter kernel in the student folder (its own lablib), plots inline; then the self-check: 9/9."""
     from nbclient import NotebookClient
 
-    from lablib.grading.check import CHECKED, check
+    from lablib.grading.check import check, notebook_text
+    from lablib.grading.results import Status
 
     student = shutil.copytree(folder, tmp_path / "student")
     path = student / f"{STEM}.ipynb"
@@ -94,4 +95,4 @@ def test_the_release_filled_with_the_solutions_runs_in_a_kernel_and_scores_full_
     drawn = {c.id for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})}
     assert drawn == FIGURES
     (result,) = check([path], timeout=120).notebooks
-    assert result.status == CHECKED and result.earned == result.possible == 9, result.to_text()
+    assert result.status is Status.GRADED and result.earned == result.possible == 9, notebook_text(result)

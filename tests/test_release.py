@@ -22,7 +22,8 @@ from conftest import long_lines, runnable_here, solution_lines
 from lablib import cells, cli
 from lablib.grading import paths
 from lablib.grading import release as release_module
-from lablib.grading.check import CHECK_PROFILE, CHECKED, check
+from lablib.grading.check import CHECK_PROFILE, check, notebook_text
+from lablib.grading.results import Status
 from lablib.grading.release import INSTRUCTOR_ONLY, ReleaseError, release
 from lablib.training import PROFILE_VAR
 
@@ -182,7 +183,7 @@ def test_check_scores_the_release_zero(folder: Path, tmp_path: Path) -> None:
         result = check(notebooks, timeout=120)
     assert [Path(nb.path).name for nb in result.notebooks] == [p.name for p in runnable_here(SOURCES)]
     for nb in result.notebooks:
-        assert nb.status == CHECKED, nb.to_text()
+        assert nb.status is Status.GRADED, notebook_text(nb)
         assert nb.tests and nb.earned == 0 and nb.possible > 0
         for test in nb.tests:
             assert test.status == "failed", test
@@ -241,3 +242,66 @@ def test_a_broken_source_notebook_stops_the_release_before_nbgrader(tmp_path: Pa
     assert not (tmp_path / "build").exists()
     with pytest.raises(ReleaseError, match="not a Backprop Lab checkout"):
         release(tmp_path / "build", repo=tmp_path)
+
+
+#: lablib modules only the instructor runs (they import nbgrader, nbformat): not the student's concern.
+INSTRUCTOR_MODULES = {"release", "collect", "autograde", "grader", "plan", "in_kernel", "gradebook", "export",
+                      "feedback", "report", "sandbox", "_sandbox_worker", "wire", "cells"}
+
+
+def third_party_imports(folder: Path) -> set[str]:
+    """Top-level modules imported by the release's notebooks and at module level by the lablib they run
+    (an import inside a function is an optional feature, e.g. dask), outside the standard library
+    (instructor-only grading modules left out)."""
+    import ast
+    import json
+
+    statements = []  # every import of a notebook cell; lablib's module-level ones (nested ones are optional)
+    for nb in folder.glob("*.ipynb"):
+        for c in json.loads(nb.read_text())["cells"]:
+            if c["cell_type"] == "code":
+                text = "\n".join(line for line in "".join(c["source"]).splitlines()
+                                 if not line.lstrip().startswith(("%", "!")))
+                statements += list(ast.walk(ast.parse(text)))
+    for module in (folder / "lablib").rglob("*.py"):
+        if module.stem not in INSTRUCTOR_MODULES:
+            statements += ast.parse(module.read_text()).body
+    found = set()
+    for node in statements:
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"lablib", "__future__", "torch"}  # torch: crosscheck only
+
+
+def test_requirements_cover_everything_the_release_imports(folder: Path) -> None:
+    """requirements.txt comes from pyproject.toml's dependencies (one place); every module the release
+    imports is installed by one of them or by what they require. ipywidgets is not imported by name:
+    tqdm.auto needs it for the progress bar in JupyterLab."""
+    import importlib.metadata as md
+
+    wanted = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower().replace("_", "-")
+              for r in (folder / "requirements.txt").read_text().split("\n") if r.strip()}
+    assert {"numpy", "matplotlib", "tqdm", "ipywidgets", "jupyterlab"} <= wanted
+
+    def closure(names: set[str]) -> set[str]:
+        seen, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                requires = md.requires(name) or []
+            except md.PackageNotFoundError:
+                continue
+            todo += [re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower().replace("_", "-")
+                     for r in requires if "extra ==" not in r]
+        return seen
+
+    installed = closure(wanted)
+    providers = md.packages_distributions()
+    missing = {m: providers.get(m) for m in third_party_imports(folder)
+               if not {d.lower().replace("_", "-") for d in providers.get(m, [])} & installed}
+    assert not missing, f"imported by the release but not installed by requirements.txt: {missing}"

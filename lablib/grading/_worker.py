@@ -14,6 +14,7 @@ line to the file EVENTS:
 so that when the parent stops this process (a timeout) or it dies (`os._exit`, a crash), the cells
 that finished keep their results and the cell that was running is known. What the notebook prints
 is captured by run_cells, never written into EVENTS. MEMORY_MB caps the process's memory.
+Needs no nbformat (the student's release may run it from a Python without it).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-import nbformat
-
 from lablib import cells
+from lablib.grading import notebook
+from lablib.grading._proc import limit_memory
 
 
 def _emit(events: TextIO, **record: Any) -> None:
@@ -34,20 +35,21 @@ def _emit(events: TextIO, **record: Any) -> None:
     events.flush()
 
 
-def run(notebook: str, events_path: str, memory_mb: int = 0) -> int:
-    nb = cells.load(notebook)
+def run(path: str, events_path: str, memory_mb: int = 0) -> int:
+    nb = notebook.read(path, validate=False)  # the parent has read it already
     scope: dict[str, Any] = {}  # run_cells fills it in place, so definitions carry from cell to cell
     with open(events_path, "a", encoding="utf-8") as events:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
-            gid = cells.grade_id(cell)
+            gid = notebook.grade_id(cell)
             _emit(events, event="start", index=index, grade_id=gid)
             start = time.perf_counter()
             if gid is None:  # a cell the student added: give it an id so that its error is reported
                 cell = copy.deepcopy(cell)
-                cell.metadata.setdefault("nbgrader", {})["grade_id"] = f"cell-{index}"
-            one = nbformat.v4.new_notebook(cells=[cell], metadata=nb.metadata)
+                cell.setdefault("metadata", notebook.Node()).setdefault("nbgrader", notebook.Node())["grade_id"] = \
+                    f"cell-{index}"
+            one = notebook.Node(cells=[cell], metadata=nb.get("metadata", {}))
             try:
                 (result,) = cells.run_cells(one, hidden=False, namespace=scope).values()
                 error = result.error
@@ -58,21 +60,6 @@ def run(notebook: str, events_path: str, memory_mb: int = 0) -> int:
                   seconds=round(time.perf_counter() - start, 4))
         _emit(events, event="end")
     return 0
-
-
-def limit_memory(megabytes: int) -> None:
-    """Cap this process's address space (POSIX; elsewhere nothing happens): past it, allocations
-    raise MemoryError in the cell that made them instead of exhausting the student's machine."""
-    try:
-        import resource
-
-        limit = megabytes * 1024 * 1024
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, ValueError, OSError):
-        pass
 
 
 if __name__ == "__main__":

@@ -13,14 +13,23 @@ were unpacked. Accepted layouts (they may be mixed):
 
 The notebook names are those of the lab (`notebooks/NN_*.ipynb`). Each student's notebooks are
 copied to `<build>/course/submitted/<student>/backprop-lab/` (replacing what that student had
-there; other students are left alone). Anything that cannot be placed is reported, never fatal: an
+there; other students are left alone), with nbgrader's `timestamp.txt` (the time of collection, as
+`nbgrader collect` writes it; formgrader compares it with the gradebook's to call a submission
+autograded). Anything that cannot be placed is reported, never fatal: an
 unknown notebook name, a student id with characters other than letters, digits, `.`, `_`, `-`,
 `@`, two files for the same student and notebook, an unreadable zip member. A notebook that is not
 valid JSON is still collected: `lablib grade` reports it as a malformed notebook.
+
+Why not nbgrader's `zip_collect` and its `FileNameCollectorPlugin`: that plug-in maps one file
+name to (student, file) through a course-specific regular expression, and `zip_collect` expects
+its own `downloaded/<assignment>/archive/` layout and one layout per run. Here the lab's notebook
+names are known, so no regular expression is needed; both layouts may be mixed in one zip; and
+unsafe zip paths, oversized files and clashing resubmissions are refused and reported.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
@@ -35,6 +44,8 @@ __all__ = ["CollectError", "Collected", "collect", "MAX_NOTEBOOK_BYTES"]
 
 #: A submitted notebook larger than this is refused (reported), in bytes.
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+#: nbgrader's submission timestamp: the file and its format (nbgrader.utils.parse_utc reads it).
+TIMESTAMP_FILE, TIMESTAMP_FORMAT = "timestamp.txt", "%Y-%m-%d %H:%M:%S.%f %Z"
 _STUDENT = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
 _RESUBMISSION = re.compile(r"-\d+$")
 
@@ -161,11 +172,13 @@ def collect(source: str | os.PathLike, build: str | os.PathLike | None = None, *
                 continue
             mine[notebook] = path
         dest_root = paths.submitted_root(build)
+        now = datetime.datetime.now(datetime.timezone.utc).strftime(TIMESTAMP_FORMAT)
         for student, files in sorted(found.items()):
             dest = dest_root / student / paths.ASSIGNMENT_ID
             staging = Path(tempfile.mkdtemp(prefix=f".{student}.", dir=_mkdir(dest_root)))
             for notebook, path in files.items():
                 shutil.copyfile(path, staging / notebook)
+            (staging / TIMESTAMP_FILE).write_text(now)
             shutil.rmtree(dest, ignore_errors=True)
             dest.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(dest)

@@ -3,9 +3,15 @@
 `<build>/feedback/<student>.html` lists, per notebook: its status and score, then per part and
 test cell: the description (the first line of the test's docstring, which students see), points,
 passed or failed, and for a failure its message. The message is what the grader recorded
-(`autograde._failure_text`): a lablib check's diagnosis, an assert's message, or an exception's
+(`grader.failure_text`): a lablib check's diagnosis, an assert's message, or an exception's
 type and message; never a traceback and never a line of a hidden test. Errors of the student's
 own answer cells are listed too. Everything the student wrote is HTML-escaped.
+
+Why not nbgrader's `generate_feedback` (which renders `autograded/` with the hidden tests
+cleared): that page is the whole notebook with its outputs, to be read cell by cell; this one is
+a table per part, one row per test with its description, points and diagnosis, built from the
+results alone: it never renders test source, so nothing hidden can leak even if a hidden block
+were mis-marked. (The TA sees the full autograded notebook in formgrader.)
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 from pathlib import Path
 
 from . import paths
-from .autograde import GRADED, NotebookGrade, _write_atomic, load_results
+from .results import NotebookResult, Status, load_results, write_atomic
 
 __all__ = ["feedback", "render"]
 
@@ -32,10 +38,10 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def _notebook_html(grade: NotebookGrade) -> str:
+def _notebook_html(grade: NotebookResult) -> str:
     e = html.escape
     out = [f"<h2>{e(grade.notebook)}: {_num(grade.earned)} / {_num(grade.possible)} points</h2>"]
-    if grade.status != GRADED:
+    if grade.status is not Status.GRADED:
         out.append(f'<p class="status-bad">Status: {e(grade.status)}. {e(grade.message)}</p>')
     if grade.manual_points:
         out.append(f"<p>Written answers ({_num(grade.manual_points)} points) are graded by hand and not included.</p>")
@@ -51,9 +57,9 @@ def _notebook_html(grade: NotebookGrade) -> str:
         out.append(f"<h3>{e(part)} ({_num(earned)} / {_num(possible)})</h3>")
         out.append("<table><tr><th>check</th><th>points</th><th>result</th></tr>")
         for t in tests:
-            css = "passed" if t.status == "passed" else "failed"
+            css = "passed" if t.passed else "failed"
             detail = ""
-            if t.status != "passed" and t.error:
+            if not t.passed and t.error:
                 where = " (in the hidden tests)" if t.hidden else ""
                 detail = f"<pre>{e(t.error)}{e(where)}</pre>"
             out.append(f"<tr><td>{e(t.description or t.grade_id)}</td><td>{_num(t.earned)} / {_num(t.points)}</td>"
@@ -62,7 +68,7 @@ def _notebook_html(grade: NotebookGrade) -> str:
     return "\n".join(out)
 
 
-def render(student: str, grades: dict[str, NotebookGrade], notebooks: list[str]) -> str:
+def render(student: str, grades: dict[str, NotebookResult], notebooks: list[str]) -> str:
     """The feedback page of one student (`notebooks`: every notebook of the lab, in order)."""
     e = html.escape
     body = []
@@ -83,7 +89,7 @@ def render(student: str, grades: dict[str, NotebookGrade], notebooks: list[str])
 
 def feedback(build: str | os.PathLike | None = None, students: list[str] | None = None) -> list[Path]:
     """Write `<build>/feedback/<student>.html` for every graded student; returns the files written."""
-    results = load_results(build)
+    results = load_results(paths.results_root(build))
     notebooks = [p.name for p in paths.source_notebooks()]
     notebooks += sorted({n for g in results.values() for n in g} - set(notebooks))
     out = []
@@ -91,6 +97,6 @@ def feedback(build: str | os.PathLike | None = None, students: list[str] | None 
         if students is not None and student not in students:
             continue
         path = paths.feedback_root(build) / f"{student}.html"
-        _write_atomic(path, render(student, grades, notebooks))
+        write_atomic(path, render(student, grades, notebooks))
         out.append(path)
     return out

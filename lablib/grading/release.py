@@ -29,9 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
-from . import paths
+from . import notebook, paths
 from .check import CHECK_PROFILE, CHECK_TIMEOUT_S
 
 __all__ = ["ReleaseError", "Release", "release", "student_requirements"]
@@ -136,7 +134,14 @@ python -m lablib check .{pad_all}   # every notebook in this folder
 python -m lablib check {first}   # one notebook
 ```
 
-The check runs each notebook's code from top to bottom in a fresh process (what is saved on disk,
+Or, inside JupyterLab, in a new cell at the end of a notebook (save it first):
+
+```python
+import lablib
+lablib.self_check()
+```
+
+which shows the same check of that notebook as a table. The check runs each notebook's code from top to bottom in a fresh process (what is saved on disk,
 not what your open notebook has in memory) and lists, part by part, each test cell: passed or
 failed, its points, and for a failure the first lines of the message. Only the tests you can see
 are run: the grader also runs hidden tests (other shapes, batch size 1, values at kinks, float32),
@@ -176,10 +181,9 @@ def _run_nbgrader(repo: Path, build: Path) -> str:
 def _check_readable(notebooks: list[Path]) -> None:
     for nb in notebooks:
         try:
-            nbformat.validate(nbformat.read(str(nb), as_version=4))
-        except Exception as err:  # noqa: BLE001 - any unreadable notebook stops the release
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ReleaseError(f"{nb} is not a valid notebook: {first}") from None
+            notebook.read(nb)
+        except notebook.NotebookError as err:
+            raise ReleaseError(f"{nb} is not a valid notebook: {err}") from None
 
 
 def release(build: str | os.PathLike | None = None, *, repo: str | os.PathLike | None = None) -> Release:

@@ -90,7 +90,7 @@ class Sandbox:
         self.generation = 0
         self.deadline: float | None = None
         self._release: list[int] = []
-        self._tail: Any = None  # check._Tail: the worker's output, last OUTPUT_TAIL_BYTES
+        self._tail: Any = None  # _proc.OutputTail: the worker's output, last OUTPUT_TAIL_BYTES
         self._fds: tuple[int, int] = (-1, -1)
         self.tracker = wire.Tracker("t")
         self.root = Path(tempfile.mkdtemp(prefix="lablib-grade-"))  # 0700, the grader's: nobody else enters
@@ -143,7 +143,7 @@ class Sandbox:
     def _env(self) -> dict[str, str]:
         from lablib.training import PROFILE_VAR
 
-        from ..check import _BLAS_THREAD_VARS
+        from .._proc import BLAS_THREAD_VARS as _BLAS_THREAD_VARS
 
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.work), "TMPDIR": str(self.work / "tmp"),
                "LANG": "C.UTF-8", "MPLBACKEND": "Agg", PROFILE_VAR: "grade"}
@@ -182,7 +182,7 @@ class Sandbox:
             os.close(from_worker_w)
         self._fds = (from_worker_r, to_worker_w)
         os.set_blocking(to_worker_w, False)
-        from ..check import _Tail
+        from .._proc import OutputTail as _Tail
 
         self._tail = _Tail(self.proc.stdout, OUTPUT_TAIL_BYTES)
         try:

@@ -230,7 +230,9 @@ class Tracker:
         out: list[tuple[str, Any]] = []
         dying, self._dying = self._dying, []
         live = set()
-        for handle, (ref, snap, buf) in list(self._arrays.items()):
+        # a copy made in one C call: an array freed by the garbage collector while the loop runs
+        # drops itself from _arrays (its weakref callback) without breaking the iteration
+        for handle, (ref, snap, buf) in list(self._arrays.copy().items()):
             arr = ref()
             if arr is None:
                 continue
