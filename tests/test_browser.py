@@ -124,7 +124,9 @@ KERNEL_READY = """() => /Python/.test(document.querySelector('.jp-Toolbar-kernel
 def open_notebook(page, url: str, name: str) -> None:
     """Open a notebook and start its kernel, accepting JupyterLab's "Select Kernel" dialog as a
     student would (Python 3 is preselected)."""
-    page.goto(url.format(name=name))
+    # &reset: a fresh workspace, so the notebook an earlier test left open is not restored beside this one
+    # (Run All would then run whichever notebook JupyterLab made active)
+    page.goto(url.format(name=name) + "&reset")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=LAB_START_S * 1000)
     page.wait_for_function(f"() => document.querySelector('.jp-Dialog') || ({KERNEL_READY})()",
                            timeout=KERNEL_START_S * 1000, polling=250)
@@ -133,8 +135,10 @@ def open_notebook(page, url: str, name: str) -> None:
     page.wait_for_function(KERNEL_READY, timeout=KERNEL_START_S * 1000, polling=250)
 
 
-def run_all(page) -> None:
-    """Run → Run All Cells, then wait until nothing runs or waits to run."""
+def run_all(page, complete: bool = True) -> None:
+    """Run → Run All Cells, wait until nothing runs or waits to run; with `complete`, fail with the
+    outputs of the cell where Run All stopped if a cell was left unexecuted (JupyterLab stops at an
+    exception)."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator('li[data-command="runmenu:run-all"]').click()
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator:not([data-status="idle"])', timeout=10_000)
@@ -142,6 +146,12 @@ def run_all(page) -> None:
         """() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status === 'idle'
                  && ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].some(p => p.textContent.includes('*'))""",
         timeout=RUN_ALL_S * 1000, polling=500)
+    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    unrun = [i for i, prompt in enumerate(prompts) if not any(ch.isdigit() for ch in prompt)]
+    if unrun and complete:
+        stopped = page.locator(".jp-Notebook .jp-CodeCell").nth(max(unrun[0] - 1, 0))
+        pytest.fail(f"Run All stopped before code cell {unrun[0]}; the cell before it shows:\n"
+                    + stopped.inner_text()[-3000:])
 
 
 #: JupyterLab renders error outputs and stderr streams alike, with this MIME type (a red background).
@@ -238,7 +248,7 @@ def test_in_the_release_a_wrong_backward_shows_its_diagnosis(page, student_relea
         page.keyboard.press("Control+a")
         page.keyboard.insert_text(WRONG_LINEAR)
         assert "/ len(dout)" in answer.locator(".cm-content").inner_text()
-        run_all(page)
+        run_all(page, complete=False)  # Run All stops at the first failed test cell, as for a student
         test_dw = cell(page, 'assert_ok("dW")')
         screenshot(page, test_dw, "release_01_wrong_dW.png")
         error = test_dw.locator(f".jp-OutputArea-output{STDERR}")
