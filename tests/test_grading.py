@@ -37,11 +37,12 @@ from lablib.grading.results import load_results as _load_results
 from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
-from test_nb05_grading import TUNING_MISTAKES
-from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
 from test_nb03_grading import GRADING_MISTAKES as BACKPROP_MISTAKES
+from test_nb05_grading import TUNING_MISTAKES
+from test_nb06_grading import WEIGHTS_MISTAKES
+from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
 
-STEMS = ["01_layers", "02_losses", "03_backprop", "04_training", "05_tuning"]
+STEMS = ["01_layers", "02_losses", "03_backprop", "04_training", "05_tuning", "06_weights"]
 CELL_TIMEOUT = 8.0  # seconds; every test cell takes well under one, even on a loaded machine
 POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
 
@@ -57,6 +58,8 @@ MISTAKES = {  # (table, mistake): a few graded parts of every notebook
                     (TRAINING_MISTAKES, "train_step: two optimizer steps")],
     "05_tuning": [(TUNING_MISTAKES, "exponential: no floor"),
                   (TUNING_MISTAKES, "grid_search: NaN can win (no finiteness check)")],
+    "06_weights": [(WEIGHTS_MISTAKES, "normalize: no guard for an all-zero image (0 / 0 = nan)"),
+                   (WEIGHTS_MISTAKES, "pca: ratio of the kept components only (they always add up to 1)")],
 }
 
 
