@@ -155,7 +155,9 @@ def _run_one(train: Callable, config: dict, data: GridData, index: int, limit_th
 
         limiter = threadpool_limits(limits=WORKER_BLAS_THREADS)
     start = time.perf_counter()
-    with limiter:
+    # A diverging run overflows on its way to inf/NaN; that is recorded below as DIVERGED, so NumPy's
+    # RuntimeWarnings would only add red lines (from "<dynamic-code>") to the notebook's output.
+    with limiter, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         try:
             output = train(dict(config), data)
         except Diverged as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -276,3 +277,14 @@ def test_an_interrupt_while_workers_run_returns_what_finished(data, tmp_path, mo
 def test_a_configuration_that_is_not_a_dict_is_refused(data):
     with pytest.raises(TypeError, match="must be a dict"):
         run_grid(notebook_function(), [0.1, 0.01], data, cache_dir=False)
+
+
+def test_a_run_that_overflows_is_recorded_as_diverged_without_numpy_warnings(data):
+    def overflowing(config, data):
+        loss = np.exp(np.array([1000.0]))[0] * 0.0  # inf * 0: overflow, then an invalid value
+        return {"val_acc": 0.1, "train_loss": loss}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would turn into an exception: a FAILED run
+        results = run_grid(overflowing, [{"lr": 1.0}], data, n_jobs=1, cache_dir=False, progress=False)
+    assert [r.status for r in results] == [DIVERGED], results[0].error
