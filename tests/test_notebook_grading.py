@@ -527,3 +527,15 @@ class Linear(Module):
 '''
     assert failing_cells("01_layers", {"linear": nonsense}) == {
         "test_linear_forward", "test_linear_dx", "test_linear_dW", "test_linear_db", "test_linear_skip_dx"}
+
+
+def test_an_unwritten_sgd_step_is_not_blamed_on_parameters_without_a_gradient():
+    nb = load_notebook("04_training")
+    blank_sgd = {"sgd": cells.blank_solutions(answer_source("04_training", "sgd"))}
+    run = {gid: "" for gid in (cells.grade_id(c) for c in nb.cells if c.cell_type == "code")
+           if gid and gid not in NEEDED and gid not in ANSWERS["04_training"] and gid != "test_sgd_plain"}
+    run.update(blank_sgd)
+    with contextlib.chdir(NOTEBOOKS):
+        result = cells.run_cells(nb, replace=run)["test_sgd_plain"]
+    assert not result.passed
+    assert "NotImplementedError" in result.error and "skip parameters" not in result.error, result.error
