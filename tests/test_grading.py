@@ -594,3 +594,21 @@ def test_manual_grades_flow_into_the_export_and_survive_a_regrade(graded, tmp_pa
     with Gradebook(db_url(build)) as gb:
         for (stem, gid), score_ in given.items():
             assert gb.find_grade(gid, stem, paths.ASSIGNMENT_ID, "solution").manual_score == score_
+
+
+def test_an_answer_cell_that_lost_its_metadata_is_still_graded_and_flagged(tmp_path):
+    """A student who deletes and retypes an answer cell (or clears its metadata) keeps the points that
+    their code earns, as in nbgrader and in the self-check; the message says which cell was recovered."""
+    from lablib.grading.grader import grade_notebook
+
+    write_notebook(tmp_path / "ada", "01_layers", answers("01_layers", "solution"))
+    path = tmp_path / "ada" / "01_layers.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    retyped = next(c for c in nb.cells if cells.grade_id(c) == "sigmoid")
+    retyped.metadata = {}
+    nbformat.write(nb, str(path))
+    result = grade_notebook(NOTEBOOKS / "01_layers.ipynb", tmp_path / "ada", "ada", cell_timeout=CELL_TIMEOUT,
+                            in_kernel=False)
+    assert result.status is Status.GRADED
+    assert result.earned == result.possible, [(t.grade_id, t.error) for t in result.tests if not t.passed]
+    assert "sigmoid" in result.message and "metadata" in result.message

@@ -93,6 +93,8 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
             total, auto = total + score, auto + grade.earned
             if grade.status.is_fault:
                 review.append(f"{s.name} {grade.status}")
+            elif grade.message:  # graded, with something a person should know (answer cells recovered)
+                review.append(f"{s.name}: {grade.message}")
             if grade.isolation and weak_isolation(grade.isolation):
                 review.append(f"{s.name} graded without isolation")
             if grade.isolation:  # "<level>: details" (sandbox.Isolation.describe)

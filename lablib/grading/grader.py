@@ -308,7 +308,8 @@ def grade_notebook(source_path: str | os.PathLike, submission: str | os.PathLike
         files[other.name] = (worker_notebook(cells.load(other), their_nb) if their_nb is not None
                              else theirs.read_bytes())
     hidden = [Path(h) for h in hide] or [paths.repo_root(), paths.build_root(), source_path.parent]
-    answers = student_answers(student_nb)
+    answers = student_answers(student_nb, source_nb)
+    recovered = sorted(set(answers) - set(student_answers(student_nb)))
     sandbox = Sandbox(files, memory_mb=memory_mb, hide=hidden)
     grader = _Grader(plan, answers, sandbox, result, cell_timeout, notebook_timeout)
     try:
@@ -328,6 +329,10 @@ def grade_notebook(source_path: str | os.PathLike, submission: str | os.PathLike
             counts = {s: grader.events.count(s) for s in dict.fromkeys(grader.events)}
             result.message = "; ".join(f"{s} ({n} cell{'s' if n > 1 else ''})" for s, n in counts.items()) + \
                 ": those cells scored 0, the others were graded"
+    if recovered:  # graded, but a person should know why those cells were found without their grade_id
+        note = (f"answer cell{'s' if len(recovered) > 1 else ''} {', '.join(recovered)} had lost the nbgrader "
+                "metadata: graded the student's unmarked cell that defines the same names")
+        result.message = "; ".join(m for m in (result.message, note) if m)
     if in_kernel and not grader.notebook_timed_out:
         run_in_kernel(plan, answers, lambda: Sandbox(files, memory_mb=memory_mb, hide=hidden), result,
                       cell_timeout, notebook_timeout)

@@ -28,7 +28,7 @@ from . import notebook
 from .notebook import Role, TestCell
 from .results import Status, TestResult
 
-__all__ = ["Step", "Plan", "plan_notebook", "student_answers", "answer_text", "worker_notebook",
+__all__ = ["Step", "Plan", "plan_notebook", "student_answers", "recovered_answers", "answer_text", "worker_notebook",
            "python_source", "top_level_names", "parse", "sha256"]
 
 
@@ -143,14 +143,45 @@ def plan_notebook(source_nb: Any) -> Plan:
     return Plan(tuple(keep), tuple(sorted(worker_names)), shape.tests, shape.manual_points)
 
 
-def student_answers(student_nb: Any) -> dict[str, str]:
-    """grade_id -> source of every code cell of the student's notebook that has one (first wins)."""
+def student_answers(student_nb: Any, source_nb: Any = None) -> dict[str, str]:
+    """grade_id -> source of every code cell of the student's notebook that has one (first wins).
+    With `source_nb`, answer cells that lost their nbgrader metadata are recovered too
+    (`recovered_answers`)."""
     answers: dict[str, str] = {}
     for cell in student_nb.cells:
         gid = notebook.grade_id(cell)
         if gid and cell.cell_type == "code" and gid not in answers:
             answers[gid] = cell.source if isinstance(cell.source, str) else ""
+    if source_nb is not None:
+        answers.update(recovered_answers(source_nb, student_nb, answers))
     return answers
+
+
+def _defined(tree: ast.Module | None) -> set[str]:
+    """The classes and functions a cell defines at top level (else every name it binds)."""
+    if tree is None:
+        return set()
+    defs = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))}
+    return defs or top_level_names(tree)
+
+
+def recovered_answers(source_nb: Any, student_nb: Any, answers: dict[str, str]) -> dict[str, str]:
+    """grade_id -> source for the source's answer cells missing from `answers` whose code the student
+    has in an unmarked code cell: a cell deleted and retyped, or whose metadata was cleared, loses
+    its grade_id, and nbgrader would still run it. The student's first unmarked cell that defines
+    every class and function the source's answer cell defines is taken."""
+    unmarked = [cell.source for cell in student_nb.cells
+                if cell.cell_type == "code" and not notebook.grade_id(cell) and isinstance(cell.source, str)]
+    found: dict[str, str] = {}
+    for cell in source_nb.cells:
+        gid = notebook.grade_id(cell)
+        if notebook.role(cell) is not Role.ANSWER or not gid or gid in answers:
+            continue
+        wanted = _defined(parse(cell.source))
+        match = next((src for src in unmarked if wanted and wanted <= top_level_names(parse(src))), None)
+        if match is not None:
+            found[gid] = match
+    return found
 
 
 def answer_text(step: Step, answers: dict[str, str]) -> str:
@@ -162,7 +193,7 @@ def worker_notebook(source_nb: Any, student_nb: Any) -> bytes:
     """The notebook as the worker may see it: source cells, the student's answers, no test cells."""
     import nbformat
 
-    answers = student_answers(student_nb)
+    answers = student_answers(student_nb, source_nb)
     nb = copy.deepcopy(source_nb)
     for cell in nb.cells:
         if cell.cell_type != "code":
