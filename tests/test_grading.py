@@ -579,6 +579,7 @@ def test_manual_grades_flow_into_the_export_and_survive_a_regrade(graded, tmp_pa
         sum(POSSIBLE.values()) + sum(given.values())
     assert row["written_open"] == "0" and int(rows["mistakes"]["written_open"]) == 0  # untouched: no response
     assert rows["blank"]["written"] == "" and rows["blank"]["total"] == "0"
+    assert f"{STEMS[0]}: Clear." in row["comments"] and rows["blank"]["comments"] == ""  # the TA's comments too
 
     # nbgrader's own CSV export agrees on every total; its plug-in point writes our CSV
     nbgrader_cli(build, "export", "--to", str(tmp_path / "nbgrader.csv"))

@@ -16,7 +16,8 @@ has not produced a result); `total` (equal to `nbgrader export`'s score), `auto`
 graded yet); `review`: empty, or why a person should look at this submission (any notebook not
 cleanly graded, a worker without isolation, an in-kernel result that disagrees with the
 authoritative one); `isolation`: how the student's code was isolated (`bwrap`, or `limits, own uid` /
-`limits only`, which are flagged for review). A score is never a silent 0: its status column says why.
+`limits only`, which are flagged for review); `comments`: the TA's comments on the written answers,
+each prefixed by its notebook. A score is never a silent 0: its status column says why.
 
 Without a gradebook (no release), `total` counts the autograded points and the written columns
 stay empty.
@@ -66,7 +67,7 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
     for s in sources:
         stem = Path(s.name).stem
         header += [stem, f"{stem} auto", f"{stem} written", f"{stem} status"]
-    header += ["total", "auto", "written", "in_kernel", "possible", "written_open", "review", "isolation"]
+    header += ["total", "auto", "written", "in_kernel", "possible", "written_open", "review", "isolation", "comments"]
     rows = [header]
     for student in sorted(students):
         row, review = [student], []
@@ -75,6 +76,7 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
         in_kernel: float | None = None
         open_answers = 0
         isolation: set[str] = set()
+        comments: list[str] = []
         for s in sources:
             stem = Path(s.name).stem
             grade = results.get(student, {}).get(s.name)
@@ -84,6 +86,8 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
                 review.append(f"{s.name} not graded")
                 continue
             mine_written = None
+            if book is not None:
+                comments += [f"{stem}: {text}" for text in book.get("comments", [])]
             if book is not None and book["written_graded"]:
                 mine_written = book["written"]
                 written = (written or 0.0) + mine_written
@@ -105,7 +109,7 @@ def table(build: str | os.PathLike | None = None, manual: dict[str, Any] | None 
             if note:
                 review.append(note)
         row += [_num(total), _num(auto), _num(written), _num(in_kernel), _num(possible), str(open_answers),
-                "; ".join(review), ", ".join(sorted(isolation))]
+                "; ".join(review), ", ".join(sorted(isolation)), " | ".join(comments)]
         rows.append(row)
     return rows
 
