@@ -108,8 +108,8 @@ LAYERS = {
         "relu", "return dout * self.positive", "return np.where(self.positive, dout, 0.01 * dout)", "test_relu_backward",
         "slope 0.01"),
     "relu: leaky slope in forward only": M(
-        "relu", "return np.maximum(x, 0)", "return np.maximum(x, 0.01 * x)", "test_relu_backward", "slope",
-        right=("dx",), culprit="forward"),
+        "relu", "return np.maximum(x, 0)", "return np.maximum(x, 0.01 * x)", "test_relu_forward", "slope",
+        right=("dx",), culprit="forward"),  # backward is right: held to known derivatives, it keeps its point
     "relu: mask inverted": M("relu", "return dout * self.positive", "return dout * ~self.positive", "test_relu_backward",
                              "inverted"),
     # Sigmoid
@@ -131,8 +131,8 @@ LAYERS = {
     "sigmoid: backward ignores dout": M(
         "sigmoid", SIG_BWD, "return self.out * (1.0 - self.out)", "test_sigmoid_backward", "does not use dout"),
     "sigmoid: forward is sigmoid(-x)": M(
-        "sigmoid", "1.0 / (1.0 + z), z / (1.0 + z)", "z / (1.0 + z), 1.0 / (1.0 + z)", "test_sigmoid_backward", "forward",
-        right=("dx",)),
+        "sigmoid", "1.0 / (1.0 + z), z / (1.0 + z)", "z / (1.0 + z), 1.0 / (1.0 + z)", "test_sigmoid_forward", "-x",
+        right=("dx",)),  # backward (from the cached output) is right for that output: it keeps its point
     # Tanh
     "tanh: the exp quotient overflows": M(
         "tanh", "self.out = np.tanh(x)", "self.out = (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))",
@@ -171,7 +171,7 @@ LAYERS = {
         "does not use dout"),
     "gelu: forward without the 1/2": Mistake(
         "gelu", (("return 0.5 * x * (1.0 + self.tanh_u)", "return x * (1.0 + self.tanh_u)"),),
-        {"test_gelu_forward": ("twice",), "test_gelu_backward": ("forward",)}, right=("dx",)),
+        {"test_gelu_forward": ("twice",)}, right=("dx",)),  # backward is right: it keeps its point
 }
 
 SOFTMAX = "return exp / exp.sum(axis=1, keepdims=True)"
