@@ -545,7 +545,7 @@ def test_an_unwritten_sgd_step_is_not_blamed_on_parameters_without_a_gradient():
 FORWARD_ONLY_MISTAKES = {
     "relu": ("return np.maximum(x, 0)", "return np.maximum(x, 0) * 2"),
     "sigmoid": ("return self.out", "return self.out * 2"),
-    "tanh": ("return self.out", "return self.out + 1"),
+    "tanh": ("return self.out", "return self.out * 2"),
     "gelu": ("return 0.5 * x * (1.0 + self.tanh_u)", "return x * (1.0 + self.tanh_u)"),
 }
 
