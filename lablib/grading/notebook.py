@@ -3,10 +3,10 @@
 The one place that knows nbgrader's cell metadata. The predicates `is_grade`, `is_solution`,
 `is_task` and `is_locked` are nbgrader's own rules (nbgrader 0.9.6, `nbgrader/utils.py`), restated
 here rather than imported because the student's release has no nbgrader and `lablib check` must
-start without it; `tests/test_gradebook.py` proves they agree with nbgrader's on every cell of the
+start without it; `tests/test_grading_vocabulary.py` proves they agree with nbgrader's on every cell of the
 lab. On top of them, `role` names what each cell is to the lab:
 
-    ANSWER   a solution code cell: the student's code (`### BEGIN SOLUTION` in the source)
+    ANSWER   a solution code cell: the student's code (a solution region in the source)
     TEST     an autograded grade cell (code, not a solution): visible and hidden tests, points
     WRITTEN  a solution markdown grade cell (or a task): a written answer, graded by hand
     SETUP    the locked code cell with grade_id "setup": the imports, run before anything else
