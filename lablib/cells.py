@@ -89,7 +89,7 @@ def blank_solutions(source: str) -> str:
     return _SOLUTION.sub(lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()", source)
 
 
-def _python(source: str) -> str:
+def python_source(source: str) -> str:
     """Drop IPython-only lines (magics, shell escapes), which plain Python cannot run."""
     return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
 
@@ -133,7 +133,7 @@ def run_cells(
         printed = _CappedText()
         try:
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-                exec(compile(_python(source), f"<cell {gid or index}>", "exec"), scope)  # noqa: S102
+                exec(compile(python_source(source), f"<cell {gid or index}>", "exec"), scope)  # noqa: S102
             error = None
         except BaseException as exc:  # noqa: BLE001 - a failing cell is a result, not a crash
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):

@@ -56,15 +56,17 @@ def plot_heatmap(table: Any, *, title: str = "", fmt: str = "{:.1%}", statuses: 
     values = table.to_numpy(dtype=float)
     fig = Figure(figsize=(1.6 * values.shape[1] + 2.2, 1.0 * values.shape[0] + 1.4), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=np.nanmin(values) if np.isfinite(values).any() else 0,
-                      vmax=np.nanmax(values) if np.isfinite(values).any() else 1)
+    finite = np.isfinite(values).any()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=np.nanmin(values) if finite else 0,
+                      vmax=np.nanmax(values) if finite else 1)
     ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns])
     ax.set_yticks(range(values.shape[0]), [str(r) for r in table.index])
     ax.set(xlabel=table.columns.name or "", ylabel=table.index.name or "", title=title)
-    middle = np.nanmean(values) if np.isfinite(values).any() else 0.0
+    middle = np.nanmean(values) if finite else 0.0
+    status_of = None if statuses is None else statuses.to_numpy()
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            status = None if statuses is None else statuses.to_numpy()[i, j]
+            status = None if status_of is None else status_of[i, j]
             v = values[i, j]
             text = status if status not in (None, "ok") else ("—" if math.isnan(v) else fmt.format(v))
             color = "black" if math.isfinite(v) and v >= middle else "white"

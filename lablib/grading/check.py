@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import notebook
 from ._proc import BLAS_THREAD_VARS, OutputTail, kill_group
 from .results import NotebookResult, Status, TestResult
+from .results import format_points as _num
 
 __all__ = [
     "CHECK_TIMEOUT_S", "CHECK_MEMORY_MB", "CHECK_PROFILE", "ERROR_LINES", "CHILD_VAR",
@@ -94,8 +95,6 @@ class CheckResult:
         return check_html(self)
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
 
 
 def first_lines(error: str, limit: int = ERROR_LINES) -> list[str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import paths
 from .results import NotebookResult, Status, load_results, write_atomic
+from .results import format_points as _num
 
 __all__ = ["feedback", "render"]
 
@@ -34,8 +35,6 @@ pre { white-space: pre-wrap; background: #f6f6f6; padding: 0.4rem; margin: 0.3re
 """
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
 
 
 def _notebook_html(grade: NotebookResult) -> str:
@@ -49,10 +48,7 @@ def _notebook_html(grade: NotebookResult) -> str:
         out.append("<p>Your answer cells that raised an error when run:</p><ul>")
         out += [f"<li><b>{e(cell)}</b><pre>{e(error)}</pre></li>" for cell, error in grade.cell_errors.items()]
         out.append("</ul>")
-    parts: dict[str, list] = {}
-    for test in grade.tests:
-        parts.setdefault(test.part, []).append(test)
-    for part, tests in parts.items():
+    for part, tests in grade.parts().items():
         earned, possible = sum(t.earned for t in tests), sum(t.points for t in tests)
         out.append(f"<h3>{e(part)} ({_num(earned)} / {_num(possible)})</h3>")
         out.append("<table><tr><th>check</th><th>points</th><th>result</th></tr>")

@@ -57,9 +57,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def python_source(source: str) -> str:
-    """Drop IPython-only lines (magics, shell escapes), as lablib.cells does."""
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+python_source = cells.python_source  # drop IPython-only lines (magics, shell escapes)
 
 
 def parse(source: str) -> ast.Module | None:

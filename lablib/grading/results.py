@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 __all__ = [
-    "Status", "TestResult", "NotebookResult", "RESULT_VERSION",
+    "Status", "TestResult", "NotebookResult", "RESULT_VERSION", "format_points",
     "write_atomic", "save_result", "read_result", "load_results", "result_path", "weak_isolation",
 ]
 
@@ -95,6 +95,11 @@ class TestResult:
     @property
     def earned(self) -> float:
         return self.points if self.passed else 0.0
+
+
+def format_points(x: float) -> str:
+    """Points as people write them: 13, 2.5 (not 13.0)."""
+    return f"{x:g}"
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .check import CHECK_TIMEOUT_S, CHILD_VAR, CheckError, CheckResult, check, first_lines
 from .results import NotebookResult, Status
+from .results import format_points as _num
 
 __all__ = ["self_check", "check_html", "current_notebook", "SelfCheckSkipped"]
 
@@ -66,8 +67,6 @@ def self_check(notebook: str | os.PathLike | None = None, timeout: float = CHECK
     return check([target], timeout=timeout, jobs=1)
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
 
 
 def _notebook_html(nb: NotebookResult) -> str:
