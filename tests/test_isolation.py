@@ -81,9 +81,12 @@ def detached(marker: str, loop: str, before: str = "") -> str:
             f"while time.time() < end:\n" + "".join(f"    {line}\n" for line in loop.splitlines()) +
             "    time.sleep(0.02)\n")
     return f'''
-import subprocess as _sp, sys as _sys
-_sp.Popen([_sys.executable, "-c", {body!r}, {marker!r}], start_new_session=True,
-          stdin=_sp.DEVNULL, stdout=_sp.DEVNULL, stderr=_sp.DEVNULL)
+import subprocess as _sp, sys as _sys, time as _time
+_child = _sp.Popen([_sys.executable, "-c", {body!r}, {marker!r}], start_new_session=True,
+                   stdin=_sp.DEVNULL, stdout=_sp.DEVNULL, stderr=_sp.DEVNULL)
+_time.sleep(0.3)
+if _child.poll() is not None:  # the attack must really run, or the tests below prove nothing
+    raise RuntimeError(f"DETACHED CHILD DIED at once (exit {{_child.returncode}})")
 '''
 
 
@@ -127,6 +130,7 @@ def test_a_submission_cannot_kill_the_workers_of_students_graded_after_it(tmp_pa
     build = _class(tmp_path, {"aaa_killer": with_prefix("01_layers", "blank", "linear", killer),
                               "zzz_honest": answers("01_layers", "solution")})
     results = _grade_in_one_process(build)
+    assert "DETACHED CHILD DIED" not in str(results["aaa_killer"]["01_layers.ipynb"].cell_errors)
     honest = results["zzz_honest"]["01_layers.ipynb"]
     assert honest.status == "graded", honest.message
     assert honest.earned == POSSIBLE["01_layers"]
@@ -145,6 +149,7 @@ def test_a_submission_cannot_find_or_write_the_sandboxes_of_others(tmp_path, mar
     build = _class(tmp_path, {"aaa_planter": with_prefix("01_layers", "blank", "linear", planter),
                               "zzz_reporter": with_prefix("01_layers", "blank", "linear", reporter)})
     results = _grade_in_one_process(build)
+    assert "DETACHED CHILD DIED" not in str(results["aaa_planter"]["01_layers.ipynb"].cell_errors)
     seen = results["zzz_reporter"]["01_layers.ipynb"].cell_errors["linear"]
     assert "my folder holds" in seen and "01_layers.ipynb" in seen
     assert "PLANTED" not in seen, "another submission wrote into this sandbox"
