@@ -526,6 +526,7 @@ def test_gradebook_holds_the_authoritative_auto_scores(graded):
                     if is_grade(cell) and gid in ours:
                         assert determine_grade(cell)[0] == ours[gid], (student, name, gid)
         written = written_ids("01_layers")
+        assert written, "notebook 01 has no written answers: this check would check nothing"
         solution = {g.name: g for g in submission_notebook(gb, "solution", "01_layers").grades}
         blank = {g.name: g for g in submission_notebook(gb, "blank", "01_layers").grades}
         for gid in written:  # an answer waits for the TA; an untouched "YOUR ANSWER HERE" is no response

@@ -30,6 +30,13 @@ from lablib import cells
 
 #: At least this share of the table's mistakes must be named correctly.
 NAMED_TARGET = 0.90
+#: The rows whose diagnosis does not name the mistake yet (a row that loses its words fails the test).
+KNOWN_UNNAMED = {
+    "01_layers: gelu: forward without the cubic term",
+    "01_layers: relu: leaky slope in forward only",
+    "01_layers: sigmoid: forward is sigmoid(-x)",
+    "02_losses: cross-entropy: softmax over the batch axis (its backward)",
+}
 
 
 @dataclass(frozen=True)
@@ -421,6 +428,7 @@ def test_share_named_correctly():
     print(f"\nnamed correctly: {len(ROWS) - len(unnamed)} of {len(ROWS)} ({share:.0%}); unnamed:")
     print("\n".join(f"  {u}" for u in unnamed))
     assert share >= NAMED_TARGET, unnamed
+    assert set(unnamed) <= KNOWN_UNNAMED, f"newly unnamed: {sorted(set(unnamed) - KNOWN_UNNAMED)}"
 
 
 # More correct answers, in the styles the new diagnoses could mistake for errors: derivatives taken
