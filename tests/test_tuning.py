@@ -97,6 +97,51 @@ def test_parallel_results_equal_the_sequential_ones_and_come_back_in_grid_order(
     assert max(r.val_acc for r in parallel) > 0.9
 
 
+WIDTHS_CELL = """
+import time
+
+def train(config, data):
+    started = time.monotonic()   # one clock for every process on this machine
+    time.sleep(0.05)
+    return {"val_acc": 1.0, "started": started}
+"""
+
+
+def test_the_longest_runs_start_first_and_the_results_keep_the_grid_order(data):
+    """Started in the grid's order, a grid that ends with its widest network leaves one core idle while
+    that run trains alone; longest first, the last runs to start are the short ones."""
+    grid = [{"hidden": (w,)} for w in (32, 64, 128, 256)] + [{"hidden": (512, 256)}]
+    order = []
+    recorded = run_grid(lambda config, data: order.append(config["hidden"]) or {"val_acc": 1.0}, grid, data,
+                        n_jobs=1, cache_dir=False, progress=False)
+    assert order == [(512, 256), (256,), (128,), (64,), (32,)]
+    assert [r.config for r in recorded] == grid
+    order.clear()
+    run_grid(lambda config, data: order.append(config["hidden"]) or {"val_acc": 1.0}, grid, data, n_jobs=1,
+             cache_dir=False, progress=False, cost=None)
+    assert order == [c["hidden"] for c in grid]
+
+    parallel = run_grid(notebook_function(WIDTHS_CELL), grid, data, n_jobs=2, cache_dir=False, progress=False)
+    assert [r.config for r in parallel] == grid and all(r.ok for r in parallel)
+    started = [r.output["started"] for r in parallel]
+    widest, second = started[4], started[3]
+    assert max(widest, second) <= min(started[:3]), started
+
+
+def test_estimated_cost_ranks_what_trains_longer_higher(data):
+    cost = tuning.estimated_cost
+    assert cost({"hidden": (512,)}, data) > cost({"hidden": (64,)}, data)
+    assert cost({"hidden": (256, 128)}, data) > cost({"hidden": (256,)}, data)
+    assert cost({"hidden": 128}, data) == cost({"hidden": (128,)}, data) == cost({"hidden": [128]}, data)
+    assert cost({"hidden": (128,), "epochs": 20}, data) == pytest.approx(2 * cost({"hidden": (128,), "epochs": 10}, data))
+    assert cost({"hidden": (128,), "batch": 10}, data) > cost({"hidden": (128,), "batch": 100}, data)
+    assert cost({"hidden": (128,), "batch_size": 10}, data) == cost({"hidden": (128,), "batch": 10}, data)
+    # what it cannot read costs the same as anything else: such grids start in their own order
+    assert cost({"lr": 0.1}, data) == cost({"lr": 1.0, "activation": "relu", "hidden": "wide", "epochs": "many"}, data)
+    bigger = GridData(np.vstack([data.x_train] * 2), np.concatenate([data.y_train] * 2), data.x_val, data.y_val)
+    assert cost({"hidden": (64,)}, bigger) == pytest.approx(2 * cost({"hidden": (64,)}, data))
+
+
 def test_a_rerun_loads_every_result_from_the_cache(data, tmp_path, monkeypatch):
     train = notebook_function()
     first = run_grid(train, GRID, data, n_jobs=2, cache_dir=tmp_path, progress=False)
@@ -244,11 +289,12 @@ def test_the_benchmark_prints_its_figures():
                            "--epochs", "1", "--jobs", "2"], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for label in ("sequential, BLAS threads free", "sequential, 1 BLAS thread", "parallel (run_grid, cold workers)",
-                  "parallel (run_grid, warm workers)",
+                  "parallel, warm workers, grid order", "parallel (run_grid, warm workers)",
                   "cached re-run of the whole grid"):
         assert re.search(rf"^{re.escape(label)}\s+[\d.]+ s", done.stdout, re.M), done.stdout
     assert re.search(r"speed-up over sequential: [\d.]+x \(BLAS free\), [\d.]+x \(1 BLAS thread\)", done.stdout)
     assert "parallel results equal the sequential (1 BLAS thread) ones: True" in done.stdout
+    assert re.search(r"bound for 2 processes over the BLAS-free loop: 2 x [\d.]+ / [\d.]+ = [\d.]+x", done.stdout)
 
 
 @pytest.mark.filterwarnings("ignore:.*cancelled:UserWarning")  # joblib says that it stopped the workers
