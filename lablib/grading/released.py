@@ -103,10 +103,10 @@ class Restored:
         for kind, cells_ in (("edited", self.edited), ("deleted", self.deleted)):
             if cells_:
                 s = "s" if len(cells_) > 1 else ""
+                it = "them" if s else "it"
                 out.append(f"test cell{s} {', '.join(cells_)} {'were' if s else 'was'} {kind} in your notebook: the "
-                           f"grader runs the original{s}, and so did this check (the released test cells are in "
-                           f"{RELEASED_TESTS}; copy {'them' if s else 'it'} back to see {'them' if s else 'it'} run "
-                           "in your notebook)")
+                           f"grader runs the original{s}, and so did this check; to run {it} in your notebook too, "
+                           f"copy {it} back from a fresh copy of the notebook (or from {RELEASED_TESTS})")
         if self.unverified:
             s = "s" if len(self.unverified) > 1 else ""
             out.append(f"test cell{s} {', '.join(self.unverified)} {'were' if s else 'was'} edited in your notebook "
