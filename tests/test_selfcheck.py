@@ -121,3 +121,13 @@ def test_an_edit_without_the_released_copy_is_noticed_by_checksum_and_counts_as_
     assert tests["test_x"].status == "failed" and "restore the original cell" in tests["test_x"].error
     assert checked.earned == 0 and not result.passed
     assert "nbgrader's checksum no longer matches" in repr(result) and "could not find" in repr(result)
+
+
+def test_a_copied_test_cell_counts_once_as_at_grading(tiny):
+    released_beside(tiny)
+    nb = json.loads(tiny.read_text())
+    nb["cells"].insert(3, {**nb["cells"][2], "id": "b2"})  # test_x pasted a second time
+    tiny.write_text(json.dumps(nb))
+    (checked,) = lablib.self_check("01_tiny.ipynb").notebooks
+    assert [t.grade_id for t in checked.tests] == ["test_x", "test_y"] and (checked.earned, checked.possible) == (2, 3)
+    assert any("test cell test_x appears more than once" in note for note in checked.notes)

@@ -228,7 +228,7 @@ def check_notebook(path: str | os.PathLike, timeout: float = CHECK_TIMEOUT_S, *,
         events_file = Path(tmp) / "events.jsonl"
         events_file.touch()
         run = path.resolve()
-        if restored.edited or restored.deleted:  # run the restored copy, still in the notebook's folder
+        if restored.changed:  # run the restored copy, still in the notebook's folder
             run = Path(tmp) / path.name
             run.write_text(json.dumps(nb), encoding="utf-8")
         proc = subprocess.Popen(

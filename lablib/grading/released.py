@@ -95,7 +95,13 @@ class Restored:
 
     edited: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """The notebook that runs is not the student's file as saved."""
+        return bool(self.edited or self.deleted or self.duplicated)
 
     def notes(self) -> list[str]:
         """What the student should be told, one line per kind of change."""
@@ -107,6 +113,10 @@ class Restored:
                 out.append(f"test cell{s} {', '.join(cells_)} {'were' if s else 'was'} {kind} in your notebook: the "
                            f"grader runs the original{s}, and so did this check; to run {it} in your notebook too, "
                            f"copy {it} back from a fresh copy of the notebook (or from {RELEASED_TESTS})")
+        if self.duplicated:
+            s = "s" if len(self.duplicated) > 1 else ""
+            out.append(f"test cell{s} {', '.join(self.duplicated)} appear{'' if s else 's'} more than once in your "
+                       f"notebook: the grader runs each test cell once, and so did this check (it skipped the copies)")
         if self.unverified:
             s = "s" if len(self.unverified) > 1 else ""
             out.append(f"test cell{s} {', '.join(self.unverified)} {'were' if s else 'was'} edited in your notebook "
@@ -132,7 +142,9 @@ def restore(nb: Any, released: list[dict[str, Any]] | None) -> tuple[Any, Restor
 
     With `released` (from `find`), every listed test cell gets its released source and points back
     (edited), and a deleted one is inserted after the cell holding the grade_id that was above it
-    (else at the top). Without it, the test cells whose checksum no longer matches are `unverified`.
+    (else at the top); a second cell with a listed grade_id (a copied test cell) is dropped, as the
+    grader counts each test once. Without it, the test cells whose checksum no longer matches are
+    `unverified`.
     """
     done = Restored()
     nb = copy.deepcopy(nb)
@@ -144,7 +156,11 @@ def restore(nb: Any, released: list[dict[str, Any]] | None) -> tuple[Any, Restor
         return nb, done
     for test in released:
         gid = test["grade_id"]
-        mine = next((c for c in nb.cells if notebook.grade_id(c) == gid and c.get("cell_type") == "code"), None)
+        copies = [c for c in nb.cells if notebook.grade_id(c) == gid and c.get("cell_type") == "code"]
+        if len(copies) > 1:
+            nb.cells = [c for c in nb.cells if not any(c is extra for extra in copies[1:])]
+            done.duplicated.append(gid)
+        mine = copies[0] if copies else None
         if mine is not None:
             if mine.source != test["source"] or notebook.role(mine) is not Role.TEST \
                     or notebook.points(mine) != float(test["points"]):
