@@ -29,7 +29,7 @@ def test_an_answer_not_graded_yet_says_so_and_the_graded_one_shows_score_and_com
     text = page({"q_one": CellReview("q_one", 2.0, None, 1.5, 1.5, comment="Half right: see *eq. 3*."),
                  "q_two": CellReview("q_two", 1.0)})
     assert "Score: 1.5 / 2" in text and "Half right: see *eq. 3*." in text
-    assert "Score: not graded yet / 1" in text and "1 of 2 not graded yet" in text
+    assert "Score: not graded yet (1 point)" in text and "1 of 2 not graded yet" in text
     assert "Because &lt;b&gt;." in text and "<b>." not in text  # the student's answer, escaped
     assert "**F1 (2 points).** Why?" in text  # the question above it
     assert "Written answers, graded by hand: <b>1.5 / 3</b> (1 answer not graded yet)." in text

@@ -78,7 +78,7 @@ def _written_html(name: str, outline: notebook.Outline, hand: HandGrading) -> st
             extra = f" (extra credit {_num(review.extra_credit)})" if review.extra_credit else ""
             score = f"Score: {_num(review.score)} / {_num(w.points)}{extra}"
         else:
-            score = f"Score: not graded yet / {_num(w.points)}"
+            score = f"Score: not graded yet ({_num(w.points)} point{'s' if w.points != 1 else ''})"
         answer = hand.answers.get(w.grade_id)
         body = f'<div class="typed">{e(answer)}</div>' if answer is not None else "<i>(your answer is not shown here)</i>"
         out.append(f'<div class="answer" id="{e(Path(name).stem)}-{e(w.grade_id)}">')
