@@ -86,6 +86,31 @@ def test_a_transposed_square_dw1_is_named():
     assert "transposed" in report.items["dW1"].problems[0]
 
 
+NAMED = {  # make_loss options, network arguments, reg: each is one mistake that check_two_layer names
+    "no 1/N": ({"scale_n": True}, {}, 0.05),
+    "no ReLU mask": ({"mask": "none"}, {}, 0.05),
+    "mask from the upstream gradient": ({"mask": "upstream"}, {}, 0.05),
+    "L2 missing": ({"l2": 0.0}, {}, 0.1),
+    "L2 as reg W": ({"l2": 1.0}, {}, 0.1),
+    "L2 on the biases": ({"l2_bias": True}, {}, 0.1),
+    "dW1 transposed": ({"transpose_w1": True}, {"d": 5, "hidden": 5}, 0.0),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(NAMED))
+def test_a_named_mistake_is_told_once_without_a_generic_line_beside_it(mistake):
+    """A ×N gradient used to read "N = 4 times too large" and then "wrong at 9 of 15 checked entries ... a
+    term is missing", which suggests a second bug: the named sentence is the diagnosis, the worst entry follows."""
+    options, shape, reg = NAMED[mistake]
+    report = check_two_layer(make_loss(**options), *network(2, **shape), reg=reg)
+    assert report.failed()
+    for item in report.failed():
+        named, *measured = report.items[item].problems
+        assert measured and all(line.startswith("worst entry") for line in measured), report.to_text()
+        for generic in ("checked entries", "constant factor", "times the expected"):
+            assert generic not in named, report.to_text()
+
+
 def test_a_loss_without_its_penalty_fails_the_weights_against_its_own_numeric_gradient():
     report = check_two_layer(make_loss(loss_l2=False), *network(3), reg=0.1)
     assert report.failed() == ["dW1", "dW2"]  # the loss itself is graded against known values, in the notebook

@@ -24,7 +24,7 @@ import numpy as np
 from .diagnose import WHAT, Context, Hypothesis, diagnose, explains
 from .elementwise import elementwise_hypotheses, is_elementwise
 from .numeric import GRAD_TOL, KINK_TOL, SCALE_FLOOR, Probe, sample_indices, scaled_error
-from .report import CheckReport, Item
+from .report import MEASURED, CheckReport, Item
 from .values import value_hypotheses
 
 __all__ = [
@@ -208,7 +208,7 @@ def _compare(
     else:
         worst = (kinks[int(np.argmax(kink_errors))] if kink_error > KINK_TOL else None)
     if worst is not None:
-        item.fail(f"worst entry {_fmt_index(item.name, worst)}: received {received[worst]:.6g}, "
+        item.fail(f"{MEASURED} {_fmt_index(item.name, worst)}: received {received[worst]:.6g}, "
                   f"expected {diffs[worst][0]:.6g} (numeric gradient of "
                   f"{'the function' if ctx.kind == 'function' else 'your forward'})")
     else:
@@ -515,11 +515,6 @@ def _dx_with_weight(clone: Any, p: Any, weight: np.ndarray, x64: np.ndarray, dou
     return explains(np.array([dx[i] for i in indices]), candidate)
 
 
-def _only(item: Item, sentence: str) -> None:
-    """Make `sentence` the item's diagnosis (the measured worst entry stays)."""
-    item.problems = [sentence] + [q for q in item.problems if q.startswith("worst entry")]
-
-
 def _blame_a_weight(
     report: CheckReport,
     clone: Any,
@@ -547,16 +542,16 @@ def _blame_a_weight(
                 blame = (f"forward seems to use {name}.T instead of {name}: with {name} transposed, the numeric "
                          f"gradients of your forward match your dx and d{name}. {name} has shape (in, out) and "
                          f"y = x @ {name}; fix forward (your backward is consistent with that).")
-                _only(dx_item, blame)
-                _only(w_item, blame)
+                dx_item.explain(blame)
+                w_item.explain(blame)
             else:
-                _only(dx_item, f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used "
+                dx_item.explain(f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used "
                                f"{name} (for y = x @ {name}, ∂L/∂x = dout @ {name}ᵀ; a square {name} or a batch of "
                                "one hides this from a shape check).")
             return
         if grad is not None and grad.shape == data.shape and np.any(grad) \
                 and _dx_with_weight(clone, p, grad, x64, dout, dx, report):
-            _only(dx_item, f"dx is computed with {name}.grad where the weight itself ({name}.data) belongs.")
+            dx_item.explain(f"dx is computed with {name}.grad where the weight itself ({name}.data) belongs.")
             return
 
 
@@ -745,7 +740,7 @@ def check_values(
     if error <= tol:
         return report
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(arr - expected)), arr.shape))
-    item.fail(f"worst entry {_fmt_index(name, worst)}: received {arr[worst]:.6g}, expected {expected[worst]:.6g}")
+    item.fail(f"{MEASURED} {_fmt_index(name, worst)}: received {arr[worst]:.6g}, expected {expected[worst]:.6g}")
     hyps = value_hypotheses(name, arr, expected, likely)
     got, want = arr, expected
     if start is not None and what == "update":

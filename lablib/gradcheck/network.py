@@ -9,7 +9,8 @@ loss (through `check_gradient`) and, where one is wrong, tests it against the mi
 derivation invites, all built from numeric gradients and the inputs, never from a reference
 implementation: a factor N (the batch mean), the L2 term missing, halved or put on a bias, a
 transposed square matrix, and gradient flowing through hidden units the ReLU switched off (or blocked
-in units it kept on). Each becomes a sentence in the failed item, before the generic diagnosis.
+in units it kept on). A mistake so named is the failed item's diagnosis, in place of the generic one
+that `check_gradient` gives ("wrong at k of n entries"), which would read as a second mistake.
 """
 
 from __future__ import annotations
@@ -186,6 +187,7 @@ def check_two_layer(
         if name in ("W1", "b1"):
             def relu(received=received, numeric=numeric, name=name):  # noqa: ANN001 - bound now, run later
                 return _relu_sentences("d" + name, received, numeric, X64, arrays[0], arrays[1])
-        for sentence in reversed(_named("d" + name, received, numeric, arrays[index], n, reg, relu)):
-            item.problems.insert(0, sentence)
+        named = _named("d" + name, received, numeric, arrays[index], n, reg, relu)
+        if named:  # the named mistake replaces check_gradient's generic words, which would suggest a second one
+            item.explain(*named)
     return report

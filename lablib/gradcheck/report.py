@@ -23,7 +23,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Item", "CheckReport", "check_failed", "FailureRendering", "PassedChecks", "TEXT_WIDTH"]
+__all__ = ["Item", "CheckReport", "MEASURED", "check_failed", "FailureRendering", "PassedChecks", "TEXT_WIDTH"]
 
 #: Column at which text reports wrap (at word boundaries): narrower than a notebook's output area,
 #: so that the browser never wraps a line in the middle of a word.
@@ -31,6 +31,10 @@ TEXT_WIDTH = 88
 _TOP = "vertical-align:top"  # a row's name and status beside its first line, not beside its middle
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _RED, _GREEN, _BOLD, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
+
+
+#: How a measured line (not a diagnosis) of an item begins: it stays when a mistake is named.
+MEASURED = "worst entry"
 
 
 @dataclass
@@ -50,6 +54,13 @@ class Item:
         self.passed = False
         if problem not in self.problems:
             self.problems.append(problem)
+
+    def explain(self, *sentences: str) -> None:
+        """Make `sentences` (a named mistake) the item's diagnosis, in place of any generic one
+        ("wrong at k of n entries", "a constant factor"): one mistake, told once. What was measured
+        (the worst entry) stays, after them."""
+        self.passed = False
+        self.problems = list(sentences) + [q for q in self.problems if q.startswith(MEASURED)]
 
 
 @dataclass
