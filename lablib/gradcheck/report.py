@@ -114,13 +114,13 @@ class CheckReport:
         shown = [self.items[n] for n in (names or self.items)]
         width = max([len(item.name) for item in shown] + [4])
         lines = _wrap(self.title, "", "    ")
-        for item in shown:
+        for item, problems in zip(shown, _told_once(shown)):
             status = "ok    " if item.passed else "FAILED"
             if color:
                 status = f"{_GREEN}{status}{_RESET}" if item.passed else f"{_BOLD}{_RED}{status}{_RESET}"
             head = f"  {item.name:<{width}}  {status}  "
             lines += _wrap(item.detail, head, " " * (width + 12)) if item.detail else [head.rstrip()]
-            for problem in item.problems:
+            for problem in problems:
                 lines += _wrap(problem, f"  {'':<{width}}  -> ", " " * (width + 7))
         for note in self.notes:
             lines += _wrap(note, "  note: ", "        ")
@@ -137,10 +137,11 @@ class CheckReport:
     def to_html(self, names: tuple[str, ...] | None = None) -> str:
         """The report as a small HTML table (the named items, all by default)."""
         rows = []
-        for item in (self.items[n] for n in (names or self.items)):
+        shown = [self.items[n] for n in (names or self.items)]
+        for item, told in zip(shown, _told_once(shown)):
             colour = "#1a7f37" if item.passed else "#cf222e"
             status = "ok" if item.passed else "FAILED"
-            problems = "".join(f"<li>{html.escape(p)}</li>" for p in item.problems)
+            problems = "".join(f"<li>{html.escape(p)}</li>" for p in told)
             problems = f"<ul style='margin:0.2em 0'>{problems}</ul>" if problems else ""
             rows.append(
                 f"<tr><td style='{_TOP}'><code>{html.escape(item.name)}</code></td>"
@@ -156,6 +157,23 @@ class CheckReport:
             + (f"<ul style='color:#57606a'>{notes}</ul>" if notes else "")
             + "</div>"
         )
+
+
+def _told_once(items: list[Item]) -> list[list[str]]:
+    """Each item's problems as shown: a finding that an earlier row already gave in full (one mistake
+    failing several rows, such as a Sequential chaining its layers wrongly) is referred to, not repeated."""
+    first: dict[str, str] = {}
+    told = []
+    for item in items:
+        lines = []
+        for problem in item.problems:
+            if problem in first and not problem.startswith(MEASURED):
+                lines.append(f"the same finding as for {first[problem]}, above.")
+            else:
+                first.setdefault(problem, item.name)
+                lines.append(problem)
+        told.append(lines)
+    return told
 
 
 def _wrap(text: str, first: str, rest: str) -> list[str]:
