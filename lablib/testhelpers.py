@@ -13,7 +13,21 @@ import numpy as np
 
 from .gradcheck import CheckReport, check_values
 
-__all__ = ["check_skips_input_grad"]
+__all__ = ["check_skips_input_grad", "same_values"]
+
+
+def same_values(received: Any, expected: Any, rtol: float = 1e-9, atol: float = 1e-12) -> bool:
+    """Whether `received` has the shape and the values of `expected` (a float64 comparison).
+
+    np.allclose alone broadcasts: it finds a flat output of shape (4,) equal to the expected (1, 4)
+    one, compares a (4, 1) with a (1, 4) entry by entry of their (4, 4) broadcast, and raises on a (2,)
+    against a (1, 4). A test cell that asks "is the student's forward right?" before choosing how to
+    grade backward must say no to all three, without raising.
+    """
+    got, want = np.asarray(received), np.asarray(expected)
+    if got.shape != want.shape or got.dtype.kind not in "fiub":
+        return False
+    return bool(np.allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol))
 
 
 def _backward_once(layer: Any, x: np.ndarray, dout: np.ndarray,

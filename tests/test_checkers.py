@@ -408,6 +408,42 @@ def test_dx_with_the_transposed_shape():
     assert "transpose" in failing(check_layer(DxTransposedShape(5, 3), _x()), "dx")
 
 
+class WrongShapeForward(Linear):
+    """A right backward behind a forward that returns another shape (`how`)."""
+
+    def __init__(self, n_in, n_out, how):
+        super().__init__(n_in, n_out)
+        self.how = how
+
+    def forward(self, x):
+        y = super().forward(x)
+        return {"transposed": y.T, "squeezed": y.squeeze(), "flat": y.ravel(), "summed": y.sum(axis=0)}[self.how]
+
+
+@pytest.mark.parametrize("how, n, shape, words", [("transposed", 4, (2, 4), "the transpose"), ("squeezed", 1, (2,), "np.squeeze"),
+                                                  ("flat", 4, (8,), "right number of entries")])
+def test_a_wrong_shape_forward_fails_forward_only_when_the_test_knows_the_shape(how, n, shape, words):
+    """Without out_shape, backward received an upstream gradient of the forward's wrong shape and failed
+    (or crashed) too; with it, forward fails naming both shapes and backward is held to the numeric
+    gradient of the output mapped to the right shape."""
+    report = check_layer(WrongShapeForward(3, 2, how), _x((n, 3)), out_shape=(n, 2))
+    assert report.failed() == ["forward"], report
+    message = failing(report, "forward")
+    assert f"has shape {shape}, expected {(n, 2)}" in message and words in message
+    assert any("does not fail backward" in note for note in report.notes)
+
+
+def test_a_forward_whose_output_cannot_be_mapped_leaves_backward_unchecked():
+    report = check_layer(WrongShapeForward(3, 2, "summed"), _x((4, 3)), out_shape=(4, 2))
+    assert report.failed() == ["forward", "dx", "dW", "db"]
+    assert "batch axis 0 is missing" in failing(report, "forward")
+    assert "not checked: forward returned shape (2,), expected (4, 2)" in failing(report, "dW")
+
+
+def test_a_right_forward_passes_with_its_out_shape():
+    assert check_layer(Linear(3, 2), _x((4, 3)), out_shape=(4, 2)).passed
+
+
 def test_one_wrong_entry_in_a_large_gradient_is_caught_by_random_directions():
     report = check_layer(OneWrongEntry(784, 64), _x((8, 784)))
     assert "random direction" in failing(report, "dW") or "worst entry dW[3, 7]" in failing(report, "dW")
@@ -490,7 +526,14 @@ def test_hinge_without_the_true_class_term():
 
 
 def test_loss_returning_per_sample_values():
-    assert "batch mean" in failing(check_loss(PerSampleLoss(), *_scores()), "forward")
+    """The forward's mistake costs the forward only: a right backward is held to the gradient of the mean
+    of the per-sample losses (it used to fail with "not checked: forward did not return a usable float")."""
+    report = check_loss(PerSampleLoss(), *_scores())
+    assert "batch mean" in failing(report, "forward")
+    assert report.failed() == ["forward"], report
+    wrong = PerSampleLoss()
+    wrong.scale = 4.0  # and a backward that is wrong as well still fails, with its own diagnosis
+    assert "times too large" in failing(check_loss(wrong, *_scores()), "dscores")
 
 
 def test_loss_overflowing_on_large_scores():

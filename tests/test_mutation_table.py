@@ -176,6 +176,25 @@ LAYERS = {
     "gelu: backward ignores dout": M(
         "gelu", GELU_BWD, "return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t ** 2) * du_dx", "test_gelu_backward",
         "does not use dout"),
+    # A forward that returns the wrong shape, with a backward that is right: only the forward cell fails
+    # (the backward cells hold backward to the numeric gradient of the output mapped to the right shape,
+    # or to known derivatives), and the forward cell names both shapes.
+    "linear: forward squeezes its output (batch 1 gives shape (out,))": M(
+        "linear", LIN_FWD, "return (x @ self.W.data + self.b.data).squeeze()", "test_linear_forward",
+        "has shape (4,), expected (1, 4)", "np.squeeze", right=("dx", "dW", "db")),
+    "relu: np.max(x, 0) where np.maximum(x, 0) belongs": M(
+        "relu", "return np.maximum(x, 0)", "return np.max(x, 0)", "test_relu_forward", "has shape (5,), expected (1, 5)",
+        "np.max", right=("dx",)),
+    "sigmoid: forward flattens its output": M(
+        "sigmoid", "        return self.out\n", "        return self.out.ravel()\n", "test_sigmoid_forward",
+        "has shape (5,), expected (1, 5)", right=("dx",)),
+    "tanh: forward flattens its output": M(
+        "tanh", "        return self.out\n", "        return self.out.reshape(-1)\n", "test_tanh_forward",
+        "has shape (5,), expected (1, 5)", right=("dx",)),
+    "gelu: forward loops over x.flat (a flat output)": M(
+        "gelu", "return 0.5 * x * (1.0 + self.tanh_u)",
+        "return np.array([0.5 * v * (1.0 + t) for v, t in zip(x.flat, self.tanh_u.flat)])", "test_gelu_forward",
+        "has shape (5,), expected (1, 5)", right=("dx",)),
     "gelu: forward without the 1/2": Mistake(
         "gelu", (("return 0.5 * x * (1.0 + self.tanh_u)", "return x * (1.0 + self.tanh_u)"),),
         {"test_gelu_forward": ("twice",)}, right=("dx",)),  # backward is right: it keeps its point
@@ -217,6 +236,9 @@ LOSSES = {
         "cross_entropy", CE_LOG,
         "log_probs = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True) + 1e-15)",
         "test_cross_entropy_forward", "p + 1e-15", "log-softmax"),
+    "cross-entropy: forward returns the per-sample losses (the mean left out)": M(
+        "cross_entropy", CE_MEAN, "return -log_probs[np.arange(len(y)), y]", "test_cross_entropy_forward",
+        "has shape (3,), expected ()", "mean over the batch", right=("dscores",)),
     "cross-entropy: gradient without 1/N": M(
         "cross_entropy", "return dscores / n", "return dscores", "test_cross_entropy_backward", "N = 4 times too large"),
     "cross-entropy: gradient negated": M(
@@ -602,3 +624,24 @@ def test_a_forward_unusable_at_large_inputs_costs_only_the_forward_cell(layer):
         results = run_mistake("01_layers", FORWARD_ONLY[layer])
     assert {cell for cell, r in results.items() if not r.passed} == {f"test_{layer}_forward"}
     assert "NaN" in results[f"test_{layer}_forward"].error
+
+
+# A forward that returns the wrong shape (flattened, squeezed, one loss per sample) behind a backward
+# that is right costs the forward cell only: the backward cells hold backward to the numeric gradient
+# of the output mapped to the right shape (check_layer's out_shape, check_loss's per-sample mean) or to
+# known derivatives (same_values, which never calls a flat output right). Before, the backward cells
+# handed backward an upstream gradient of the wrong shape and lost their points too.
+WRONG_SHAPE = [("01_layers", "linear: forward squeezes its output (batch 1 gives shape (out,))"),
+               ("01_layers", "relu: np.max(x, 0) where np.maximum(x, 0) belongs"),
+               ("01_layers", "sigmoid: forward flattens its output"),
+               ("01_layers", "tanh: forward flattens its output"),
+               ("01_layers", "gelu: forward loops over x.flat (a flat output)"),
+               ("02_losses", "cross-entropy: forward returns the per-sample losses (the mean left out)")]
+
+
+@pytest.mark.parametrize("stem, name", WRONG_SHAPE, ids=[f"{s}:{n}" for s, n in WRONG_SHAPE])
+def test_a_forward_of_the_wrong_shape_costs_only_the_forward_cell(stem, name):
+    results = results_of(stem, name)
+    (forward_cell,) = TABLE[stem][name].expect
+    assert {cell for cell, r in results.items() if not r.passed} == {forward_cell}
+    assert "has shape" in results[forward_cell].error and "expected" in results[forward_cell].error

@@ -121,6 +121,9 @@ MISTAKES = {
                       ('"b2": np.sum(dscores, axis=0)', '"b2": np.sum(dscores, axis=0) + 2.0 * reg * b2')], {DB1, DB2}),
     "network: L2 missing from the loss (the gradients then disagree with it)": (
         "two_layer", [(" + reg * (np.sum(W1 * W1) + np.sum(W2 * W2))", "")], {LOSS, DW1, DW2}),
+    "network: one loss per sample (the mean left out; the gradients are right)": (
+        "two_layer", [("loss = -np.mean(log_probs[rows, y])", "loss = -log_probs[rows, y]"),
+                      ("return float(loss), grads", "return loss, grads")], {LOSS}),
     "network: db1 averaged over the batch": (
         "two_layer", [('"b1": np.sum(dz, axis=0)', '"b1": np.mean(dz, axis=0)')], {DB1}),
     "network: db2 summed over the classes": (

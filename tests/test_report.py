@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from lablib import Module, Parameter, check_layer
-from lablib.gradcheck.report import TEXT_WIDTH, CheckReport, PassedChecks
+from lablib.gradcheck.report import TEXT_WIDTH, CheckReport, PassedChecks, check_failed
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -66,6 +66,22 @@ def test_text_wraps_at_word_boundaries(report):
         assert " ".join(problem.split()) in words  # every word intact, none cut in two
     colored = report.to_text(color=True)
     assert ANSI.sub("", colored) == text
+
+
+def test_a_finding_shared_by_several_rows_is_given_once():
+    """One mistake failing several rows (a Sequential chaining its layers wrongly) is told in full on the
+    first row and referred to on the others; each row keeps its own worst entry."""
+    shared = "every layer passes check_layer on its own: the mistake is in how Sequential chains them."
+    report = CheckReport("t")
+    for name in ("dx", "dW", "db"):
+        report.item(name).fail(shared)
+        report.item(name).fail(f"worst entry {name}[0]: received 1, expected 2")
+    for shown in (report.to_text(), report.to_html(), str(check_failed(report, ("dW", "db")))):
+        flat = " ".join(shown.split())
+        assert flat.count(shared) == 1, shown
+        assert all(f"worst entry {name}[0]" in flat for name in ("dW", "db")), shown
+    assert "the same finding as for dx, above." in report.to_text()
+    assert report.items["db"].problems[0] == shared  # the data keeps it: only the rendering refers back
 
 
 def test_a_long_unbreakable_word_is_kept_whole():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lablib import Module, Parameter
-from lablib.testhelpers import check_skips_input_grad
+from lablib.testhelpers import check_skips_input_grad, same_values
 
 
 class Skipping(Module):
@@ -77,3 +77,16 @@ def test_the_layer_is_left_as_it_was():
     W = layer.W.data.copy()
     run(layer)
     assert np.array_equal(layer.W.data, W) and layer.W.data.shape == (3, 2)
+
+
+def test_same_values_wants_the_shape_too_and_never_raises():
+    """np.allclose, which the backward cells used to ask "is forward right?", says yes to a flat output and
+    raises on one that does not broadcast: a wrong-shape forward then cost the backward cell as well."""
+    expected = [[0.0, 0.0, 0.5, 2.0]]
+    assert same_values(np.array([[0.0, 0.0, 0.5, 2.0]]), expected)
+    assert same_values(np.array([[0.0, 0.0, 0.5, 2.0 + 1e-13]]), expected)
+    assert not same_values(np.array([0.0, 0.0, 0.5, 2.0]), expected)  # flat: np.allclose says True
+    assert not same_values(np.array([[0.0], [0.0], [0.5], [2.0]]), expected)
+    assert not same_values(np.array([0.5, 2.0]), expected)  # np.allclose raises
+    assert not same_values(np.array([[0.0, 0.0, 0.5, 2.1]]), expected)
+    assert not same_values(None, expected) and not same_values("text", expected)

@@ -20,7 +20,7 @@ def network(seed, n=4, d=3, hidden=5, classes=3):
     return W1, b1, W2, b2, rng.standard_normal((n, d)), rng.integers(0, classes, n)
 
 
-def make_loss(*, scale_n=False, mask="z", l2=2.0, l2_bias=False, transpose_w1=False, loss_l2=True):
+def make_loss(*, scale_n=False, mask="z", l2=2.0, l2_bias=False, transpose_w1=False, loss_l2=True, per_sample=False):
     """A two-layer loss function, right by default, with one mistake switched on by each option."""
 
     def loss_fn(W1, b1, W2, b2, X, y, reg):
@@ -30,7 +30,7 @@ def make_loss(*, scale_n=False, mask="z", l2=2.0, l2_bias=False, transpose_w1=Fa
         s = np.einsum("nk,kc->nc", h, W2) + b2
         s = s - s.max(axis=1, keepdims=True)
         logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
-        loss = -logp[np.arange(n), y].mean() + (reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2)) if loss_l2 else 0.0)
+        losses = -logp[np.arange(n), y] + (reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2)) if loss_l2 else 0.0)
         g = (np.exp(logp) - np.eye(c)[y]) / (1 if scale_n else n)
         dh = np.einsum("nc,kc->nk", g, W2)
         dz = {"z": dh * (z > 0), "none": dh, "upstream": dh * (dh > 0)}[mask]
@@ -40,7 +40,7 @@ def make_loss(*, scale_n=False, mask="z", l2=2.0, l2_bias=False, transpose_w1=Fa
         if l2_bias:
             grads["b1"] = grads["b1"] + 2 * reg * b1
             grads["b2"] = grads["b2"] + 2 * reg * b2
-        return float(loss), grads
+        return (losses if per_sample else float(losses.mean())), grads
 
     return loss_fn
 
@@ -86,9 +86,44 @@ def test_a_transposed_square_dw1_is_named():
     assert "transposed" in report.items["dW1"].problems[0]
 
 
+NAMED = {  # make_loss options, network arguments, reg: each is one mistake that check_two_layer names
+    "no 1/N": ({"scale_n": True}, {}, 0.05),
+    "no ReLU mask": ({"mask": "none"}, {}, 0.05),
+    "mask from the upstream gradient": ({"mask": "upstream"}, {}, 0.05),
+    "L2 missing": ({"l2": 0.0}, {}, 0.1),
+    "L2 as reg W": ({"l2": 1.0}, {}, 0.1),
+    "L2 on the biases": ({"l2_bias": True}, {}, 0.1),
+    "dW1 transposed": ({"transpose_w1": True}, {"d": 5, "hidden": 5}, 0.0),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(NAMED))
+def test_a_named_mistake_is_told_once_without_a_generic_line_beside_it(mistake):
+    """A ×N gradient used to read "N = 4 times too large" and then "wrong at 9 of 15 checked entries ... a
+    term is missing", which suggests a second bug: the named sentence is the diagnosis, the worst entry follows."""
+    options, shape, reg = NAMED[mistake]
+    report = check_two_layer(make_loss(**options), *network(2, **shape), reg=reg)
+    assert report.failed()
+    for item in report.failed():
+        named, *measured = report.items[item].problems
+        assert measured and all(line.startswith("worst entry") for line in measured), report.to_text()
+        for generic in ("checked entries", "constant factor", "times the expected"):
+            assert generic not in named, report.to_text()
+
+
 def test_a_loss_without_its_penalty_fails_the_weights_against_its_own_numeric_gradient():
     report = check_two_layer(make_loss(loss_l2=False), *network(3), reg=0.1)
     assert report.failed() == ["dW1", "dW2"]  # the loss itself is graded against known values, in the notebook
+
+
+def test_a_loss_returned_per_sample_costs_the_loss_only():
+    """The mean left out: "loss" fails, and the (right) gradients are held to the numeric gradient of the mean
+    of the returned losses; they used to fail with "f raised TypeError", one cell each."""
+    report = check_two_layer(make_loss(per_sample=True), *network(0), reg=0.05)
+    assert report.failed() == ["loss"], report.to_text()
+    assert "loss has shape (4,)" in problems(report, "loss")
+    wrong = check_two_layer(make_loss(per_sample=True, scale_n=True), *network(0), reg=0.05)
+    assert wrong.failed() == ["loss", "dW1", "db1", "dW2", "db2"]  # a wrong gradient still fails on its own
 
 
 def test_only_the_gradients_asked_for_are_checked():

@@ -24,7 +24,7 @@ import numpy as np
 from .diagnose import WHAT, Context, Hypothesis, diagnose, explains
 from .elementwise import elementwise_hypotheses, is_elementwise
 from .numeric import GRAD_TOL, KINK_TOL, SCALE_FLOOR, Probe, sample_indices, scaled_error
-from .report import CheckReport, Item
+from .report import MEASURED, CheckReport, Item
 from .values import value_hypotheses
 
 __all__ = [
@@ -129,6 +129,14 @@ def _as_array(
         elif upstream is not None and upstream.ndim >= 2 and arr.shape == upstream.shape[:1] != shape:
             hint = (f" (one entry per sample, N = {upstream.shape[0]}: summed over the wrong axis? A "
                     "parameter's gradient sums over the batch, axis 0)")
+        elif shape == () and arr.ndim == 1:
+            hint = " (one value per entry: reduce them to one number, such as the mean over the batch)"
+        elif arr.size == int(np.prod(shape)) and arr.shape == tuple(d for d in shape if d != 1):
+            hint = (" (an axis of length 1 was dropped: by np.squeeze, an index such as [0], or a reduction "
+                    "over it such as np.max(a, axis=0)?)")
+        elif len(shape) >= 2 and arr.shape == shape[1:]:
+            hint = (" (the batch axis 0 is missing: reduced over the samples? np.max and np.sum reduce along "
+                    "an axis; np.maximum(a, b) compares elementwise)")
         elif arr.size == int(np.prod(shape)):
             hint = " (right number of entries, wrong shape: a reshape or a missing keepdims?)"
         item.fail(f"{what} has shape {arr.shape}, expected {shape}{hint}.")
@@ -137,6 +145,17 @@ def _as_array(
         item.fail(_not_finite(what, arr.astype(np.float64)))
         return None
     return arr.astype(np.float64)
+
+
+def _to_shape(got: tuple[int, ...], want: tuple[int, ...]
+              ) -> tuple[Callable[[np.ndarray], np.ndarray], str] | None:
+    """How to map an output of shape `got` onto `want`, and the word for it: the transpose of a 2-D
+    output in the other orientation, else a reshape of one with as many entries; None if neither."""
+    if len(got) == len(want) == 2 and got == want[::-1]:
+        return (lambda a: a.T), "transposed"
+    if int(np.prod(got)) == int(np.prod(want)):
+        return (lambda a: a.reshape(want)), "reshaped"
+    return None
 
 
 def _fmt_index(name: str, index: tuple[int, ...]) -> str:
@@ -208,7 +227,7 @@ def _compare(
     else:
         worst = (kinks[int(np.argmax(kink_errors))] if kink_error > KINK_TOL else None)
     if worst is not None:
-        item.fail(f"worst entry {_fmt_index(item.name, worst)}: received {received[worst]:.6g}, "
+        item.fail(f"{MEASURED} {_fmt_index(item.name, worst)}: received {received[worst]:.6g}, "
                   f"expected {diffs[worst][0]:.6g} (numeric gradient of "
                   f"{'the function' if ctx.kind == 'function' else 'your forward'})")
     else:
@@ -246,6 +265,7 @@ def check_layer(
     x: Any,
     *,
     seed: int = 0,
+    out_shape: tuple[int, ...] | None = None,
     full_max: int = FULL_CHECK_MAX,
     n_coords: int = N_COORDS,
     n_directions: int = N_DIRECTIONS,
@@ -256,6 +276,10 @@ def check_layer(
         layer: a Module with `forward(x)` and `backward(dout)`; not modified (a float64 copy is checked).
         x: input array, shape (N, ...); used in float64.
         seed: seeds the random upstream gradient, sampled entries and directions.
+        out_shape: the shape forward must return at x, if the test knows it. Another shape fails
+            "forward" (saying both shapes); backward still gets an upstream gradient of out_shape
+            and is held to the numeric gradient of forward's output mapped to out_shape (transposed
+            or reshaped, see `_to_shape`), so that the forward's mistake costs the forward only.
     Returns:
         CheckReport with items "forward", "dx" and "d<name>" for each parameter. Also detected:
         a mutated input or upstream gradient, grads accumulated over two backward calls instead of
@@ -292,6 +316,19 @@ def check_layer(
         return report
     report.notes += found
     out_arr = _as_array(forward, "the output of forward", out, None)
+    if out_arr is not None and out_shape is not None and out_arr.shape != tuple(out_shape):
+        _as_array(forward, "the output of forward", out, tuple(out_shape))  # fails forward, naming both shapes
+        mapping = _to_shape(out_arr.shape, tuple(out_shape))
+        if mapping is None:
+            for it in backward_items:
+                it.fail(f"not checked: forward returned shape {out_arr.shape}, expected {tuple(out_shape)} "
+                        "(graded with forward).")
+            return report
+        to_shape, how = mapping
+        clone.forward = lambda z, _forward=clone.forward: to_shape(np.asarray(_forward(z)))
+        out_arr = to_shape(out_arr)
+        report.notes.append(f"backward is checked against your forward's output {how} to shape {tuple(out_shape)}, "
+                            "so that the wrong shape (graded with forward) does not fail backward too.")
     if not np.array_equal(x_in, x64, equal_nan=True):
         forward.fail("forward changed its input x in place (e.g. `x[x < 0] = 0`): work on a copy "
                      "or use an expression such as np.maximum(x, 0).")
@@ -515,11 +552,6 @@ def _dx_with_weight(clone: Any, p: Any, weight: np.ndarray, x64: np.ndarray, dou
     return explains(np.array([dx[i] for i in indices]), candidate)
 
 
-def _only(item: Item, sentence: str) -> None:
-    """Make `sentence` the item's diagnosis (the measured worst entry stays)."""
-    item.problems = [sentence] + [q for q in item.problems if q.startswith("worst entry")]
-
-
 def _blame_a_weight(
     report: CheckReport,
     clone: Any,
@@ -547,16 +579,16 @@ def _blame_a_weight(
                 blame = (f"forward seems to use {name}.T instead of {name}: with {name} transposed, the numeric "
                          f"gradients of your forward match your dx and d{name}. {name} has shape (in, out) and "
                          f"y = x @ {name}; fix forward (your backward is consistent with that).")
-                _only(dx_item, blame)
-                _only(w_item, blame)
+                dx_item.explain(blame)
+                w_item.explain(blame)
             else:
-                _only(dx_item, f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used "
+                dx_item.explain(f"dx is what it would be with {name} transposed: dx needs {name}ᵀ where you used "
                                f"{name} (for y = x @ {name}, ∂L/∂x = dout @ {name}ᵀ; a square {name} or a batch of "
                                "one hides this from a shape check).")
             return
         if grad is not None and grad.shape == data.shape and np.any(grad) \
                 and _dx_with_weight(clone, p, grad, x64, dout, dx, report):
-            _only(dx_item, f"dx is computed with {name}.grad where the weight itself ({name}.data) belongs.")
+            dx_item.explain(f"dx is computed with {name}.grad where the weight itself ({name}.data) belongs.")
             return
 
 
@@ -596,6 +628,10 @@ def check_loss(
     report.notes += found
     if not np.array_equal(s_in, s64, equal_nan=True) or not np.array_equal(y_in, y_arr):
         forward.fail("forward changed its arguments (scores or y) in place: work on a copy.")
+    # One loss per sample (the mean left out): forward fails, and dscores is held to the gradient of
+    # their mean, so that forward's mistake costs forward only.
+    per_sample = (np.ndim(value) == 1 and s64.ndim == 2 and np.shape(value)[0] == s64.shape[0]
+                  and np.asarray(value).dtype.kind in "fiu" and bool(np.all(np.isfinite(value))))
     if np.ndim(value) != 0:
         forward.fail(f"forward returned an array of shape {np.shape(value)}; it must return the batch "
                      "mean as one float (e.g. `float(np.mean(losses))`).")
@@ -615,7 +651,13 @@ def check_loss(
         return report
     report.notes += [n for n in found if n not in report.notes]
     received = _as_array(dscores_item, "dscores (the value backward returns)", dscores, s64.shape)
-    if received is None or not forward.passed:
+    to_float: Callable[[Any], float] = float
+    if per_sample and len(forward.problems) == 1:
+        to_float = lambda v: float(np.mean(v))  # noqa: E731 - the loss forward should have returned
+        report.notes.append("dscores is checked against the gradient of the mean of the per-sample losses your "
+                            "forward returns, so that the missing mean (graded with forward) does not fail "
+                            "backward too.")
+    if received is None or not (forward.passed or to_float is not float):
         if forward.passed is False and received is not None:
             dscores_item.fail("not checked: forward did not return a usable float.")
         return report
@@ -624,10 +666,10 @@ def check_loss(
                           "depend on state left over from an earlier call?")
 
     def evaluate() -> float:
-        return float(clone.forward(s64.copy(), y_arr.copy()))
+        return to_float(clone.forward(s64.copy(), y_arr.copy()))
 
     n = s64.shape[0] if s64.ndim else None
-    sums = _sums_over_the_batch(clone, s64, y_arr, float(value))
+    sums = _sums_over_the_batch(clone, s64, y_arr, to_float(value))
     if sums:
         forward.fail("forward returns the sum over the batch, not the mean: two copies of the batch give "
                      "twice the loss. Divide by N, the batch size.")
@@ -745,7 +787,7 @@ def check_values(
     if error <= tol:
         return report
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(arr - expected)), arr.shape))
-    item.fail(f"worst entry {_fmt_index(name, worst)}: received {arr[worst]:.6g}, expected {expected[worst]:.6g}")
+    item.fail(f"{MEASURED} {_fmt_index(name, worst)}: received {arr[worst]:.6g}, expected {expected[worst]:.6g}")
     hyps = value_hypotheses(name, arr, expected, likely)
     got, want = arr, expected
     if start is not None and what == "update":

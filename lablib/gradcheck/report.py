@@ -23,7 +23,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Item", "CheckReport", "check_failed", "FailureRendering", "PassedChecks", "TEXT_WIDTH"]
+__all__ = ["Item", "CheckReport", "MEASURED", "check_failed", "FailureRendering", "PassedChecks", "TEXT_WIDTH"]
 
 #: Column at which text reports wrap (at word boundaries): narrower than a notebook's output area,
 #: so that the browser never wraps a line in the middle of a word.
@@ -31,6 +31,10 @@ TEXT_WIDTH = 88
 _TOP = "vertical-align:top"  # a row's name and status beside its first line, not beside its middle
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _RED, _GREEN, _BOLD, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
+
+
+#: How a measured line (not a diagnosis) of an item begins: it stays when a mistake is named.
+MEASURED = "worst entry"
 
 
 @dataclass
@@ -50,6 +54,13 @@ class Item:
         self.passed = False
         if problem not in self.problems:
             self.problems.append(problem)
+
+    def explain(self, *sentences: str) -> None:
+        """Make `sentences` (a named mistake) the item's diagnosis, in place of any generic one
+        ("wrong at k of n entries", "a constant factor"): one mistake, told once. What was measured
+        (the worst entry) stays, after them."""
+        self.passed = False
+        self.problems = list(sentences) + [q for q in self.problems if q.startswith(MEASURED)]
 
 
 @dataclass
@@ -103,13 +114,13 @@ class CheckReport:
         shown = [self.items[n] for n in (names or self.items)]
         width = max([len(item.name) for item in shown] + [4])
         lines = _wrap(self.title, "", "    ")
-        for item in shown:
+        for item, problems in zip(shown, _told_once(shown)):
             status = "ok    " if item.passed else "FAILED"
             if color:
                 status = f"{_GREEN}{status}{_RESET}" if item.passed else f"{_BOLD}{_RED}{status}{_RESET}"
             head = f"  {item.name:<{width}}  {status}  "
             lines += _wrap(item.detail, head, " " * (width + 12)) if item.detail else [head.rstrip()]
-            for problem in item.problems:
+            for problem in problems:
                 lines += _wrap(problem, f"  {'':<{width}}  -> ", " " * (width + 7))
         for note in self.notes:
             lines += _wrap(note, "  note: ", "        ")
@@ -126,10 +137,11 @@ class CheckReport:
     def to_html(self, names: tuple[str, ...] | None = None) -> str:
         """The report as a small HTML table (the named items, all by default)."""
         rows = []
-        for item in (self.items[n] for n in (names or self.items)):
+        shown = [self.items[n] for n in (names or self.items)]
+        for item, told in zip(shown, _told_once(shown)):
             colour = "#1a7f37" if item.passed else "#cf222e"
             status = "ok" if item.passed else "FAILED"
-            problems = "".join(f"<li>{html.escape(p)}</li>" for p in item.problems)
+            problems = "".join(f"<li>{html.escape(p)}</li>" for p in told)
             problems = f"<ul style='margin:0.2em 0'>{problems}</ul>" if problems else ""
             rows.append(
                 f"<tr><td style='{_TOP}'><code>{html.escape(item.name)}</code></td>"
@@ -145,6 +157,23 @@ class CheckReport:
             + (f"<ul style='color:#57606a'>{notes}</ul>" if notes else "")
             + "</div>"
         )
+
+
+def _told_once(items: list[Item]) -> list[list[str]]:
+    """Each item's problems as shown: a finding that an earlier row already gave in full (one mistake
+    failing several rows, such as a Sequential chaining its layers wrongly) is referred to, not repeated."""
+    first: dict[str, str] = {}
+    told = []
+    for item in items:
+        lines = []
+        for problem in item.problems:
+            if problem in first and not problem.startswith(MEASURED):
+                lines.append(f"the same finding as for {first[problem]}, above.")
+            else:
+                first.setdefault(problem, item.name)
+                lines.append(problem)
+        told.append(lines)
+    return told
 
 
 def _wrap(text: str, first: str, rest: str) -> list[str]:
