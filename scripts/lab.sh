@@ -10,7 +10,13 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 
 root=notebooks
+# The student's lab does not load nbgrader's formgrader: grading is the instructor's, and with the course
+# (build/course) outside this server's root formgrader only logs "[E] The course directory root is not a
+# subdirectory of the notebook server root". A key given here wins over nbgrader's
+# etc/jupyter/jupyter_server_config.d/nbgrader.json, which enables it for every server.
+extensions=(--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False)
 if [ "${1:-}" = "--instructor" ]; then
+  extensions=()
   shift
   # formgrader refuses a course folder outside the server's root ("The course directory root is not a
   # subdirectory of the notebook server root"); the server runs here, where nbgrader_config.py is read.
@@ -24,4 +30,4 @@ flags=()
 if [ "$(id -u)" = 0 ]; then
   flags+=(--allow-root)  # JupyterLab refuses to run as root without it (containers, CI)
 fi
-exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$root" "${flags[@]}" "$@"
+exec "$VENV/bin/jupyter" lab --ServerApp.root_dir="$root" "${flags[@]}" "${extensions[@]}" "$@"

@@ -555,6 +555,13 @@ def nbgrader_cli(build: Path, *args: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def answer_block(page: str, gid: str, stem: str) -> str:
+    """The panel of written answer `gid` of notebook `stem` on a feedback page (ids repeat across notebooks)."""
+    section = page.split(f"<h2>{stem}.ipynb", 1)[1].split("<h2>", 1)[0]
+    assert f'<div class="answer" id="{stem}-{gid}">' in section, f"no panel for {gid} in {stem}"
+    return section.split(f'<div class="answer" id="{stem}-{gid}">', 1)[1].split('<div class="answer" ', 1)[0]
+
+
 def test_manual_grades_flow_into_the_export_and_survive_a_regrade(graded, tmp_path):
     """release → collect → grade (the fixture) → a TA grades the written answers through nbgrader's
     Gradebook API, as formgrader does → both exports count them → a forced regrade keeps them."""
@@ -567,7 +574,8 @@ def test_manual_grades_flow_into_the_export_and_survive_a_regrade(graded, tmp_pa
             for gid in written_ids(stem):
                 grade_ = gb.find_grade(gid, stem, paths.ASSIGNMENT_ID, "solution")
                 grade_.manual_score = given[stem, gid] = grade_.max_score - (1 if stem == "02_losses" else 0)
-                gb.find_comment(gid, stem, paths.ASSIGNMENT_ID, "solution").manual_comment = "Clear."
+                gb.find_comment(gid, stem, paths.ASSIGNMENT_ID, "solution").manual_comment = f"Clear. <{gid}> & right"
+        gb.find_comment("linear", "01_layers", paths.ASSIGNMENT_ID, "solution").manual_comment = "Neat <vectorized> code."
         gb.db.commit()
     rows = export_rows(build)
     row = rows["solution"]
@@ -581,6 +589,22 @@ def test_manual_grades_flow_into_the_export_and_survive_a_regrade(graded, tmp_pa
     assert row["written_open"] == "0" and int(rows["mistakes"]["written_open"]) == 0  # untouched: no response
     assert rows["blank"]["written"] == "" and rows["blank"]["total"] == "0"
     assert f"{STEMS[0]}: Clear." in row["comments"] and rows["blank"]["comments"] == ""  # the TA's comments too
+
+    # the student's feedback page shows, as nbgrader's feedback does, each written answer with its score and
+    # the TA's comment (escaped), a comment on a code answer, and the autograded parts as before
+    (page,) = feedback(build, students=["solution"])
+    text = page.read_text()
+    for (stem, gid), score_ in given.items():
+        block = answer_block(text, gid, stem)
+        assert f"My answer to {gid}." in block and f"Score: {score_:g} / " in block, (stem, gid)
+        assert f"<b>Comments:</b> <span class=\"typed\">Clear. &lt;{gid}&gt; &amp; right</span>" in block, (stem, gid)
+    assert "Neat &lt;vectorized&gt; code." in text and "Comments on your code" in text
+    assert "not graded yet" not in text and "passed" in text
+    written_possible = sum(outline(load_notebook(stem)).manual_points for stem in STEMS)
+    assert f"Written answers, graded by hand: <b>{sum(given.values()):g} / {written_possible:g}</b>." in text
+    (blank,) = feedback(build, students=["blank"])  # untouched answers: nbgrader's "No response.", 0 points
+    block = answer_block(blank.read_text(), written_ids("01_layers")[0], "01_layers")
+    assert "Score: 0 / " in block and "No response." in block and "Clear." not in blank.read_text()
 
     # nbgrader's own CSV export agrees on every total; its plug-in point writes our CSV
     nbgrader_cli(build, "export", "--to", str(tmp_path / "nbgrader.csv"))

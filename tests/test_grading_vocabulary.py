@@ -46,6 +46,23 @@ def test_cell_roles_agree_with_nbgrader(path):
     assert roles.count(Role.SETUP) == 1 and Role.ANSWER in roles and Role.TEST in roles and Role.WRITTEN in roles
 
 
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_checksums_agree_with_nbgrader(path):
+    """released.checksum is nbgrader's compute_checksum (what generate_assignment writes into each cell)."""
+    utils = pytest.importorskip("nbgrader.utils")
+    import nbformat
+
+    from lablib.grading.released import checksum
+
+    nb = nbformat.read(str(path), as_version=4)
+    graded = [c for c in nb.cells if notebook.grade_id(c) and (utils.is_grade(c) or utils.is_locked(c))]
+    assert any(notebook.role(c) is Role.TEST for c in graded)
+    for cell in graded:
+        assert checksum(cell) == utils.compute_checksum(cell), notebook.grade_id(cell)
+        edited = nbformat.from_dict({**cell, "source": cell.source + " "})
+        assert checksum(edited) == utils.compute_checksum(edited) != utils.compute_checksum(cell)
+
+
 def test_read_needs_no_nbformat_and_says_what_is_wrong(tmp_path):
     bad = tmp_path / "bad.ipynb"
     bad.write_text('{"cells": [')
@@ -77,9 +94,9 @@ def test_layering():
         assert imports_of(GRADING / f"{base}.py") == set(), base
     assert "autograde" not in imports_of(GRADING / "check.py") | imports_of(GRADING / "selfcheck.py")
     assert "check" not in imports_of(GRADING / "autograde.py") | imports_of(GRADING / "grader.py")
-    for reader in ("feedback", "report"):
+    for reader in ("feedback", "report"):  # they read stored results (feedback: and the TA's gradebook entries)
         if (GRADING / f"{reader}.py").exists():
-            assert imports_of(GRADING / f"{reader}.py") <= {"paths", "results", "in_kernel"}, reader
+            assert imports_of(GRADING / f"{reader}.py") <= {"paths", "results", "in_kernel", "notebook", "gradebook"}, reader
 
 
 def test_cli_check_starts_without_nbformat_or_nbgrader(tmp_path):

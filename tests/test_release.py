@@ -7,6 +7,7 @@ grade_id, ships a working lablib, and that the self-check scores it 0.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from lablib import cells, cli
 from lablib.grading import paths
 from lablib.grading import release as release_module
 from lablib.grading.check import CHECK_PROFILE, check, notebook_text
+from lablib.grading.released import RELEASED_TESTS
 from lablib.grading.results import Status
 from lablib.grading.release import INSTRUCTOR_ONLY, ReleaseError, release
 from lablib.training import PROFILE_VAR
@@ -60,6 +62,9 @@ def texts(folder: Path, archive: Path) -> dict[str, str]:
         if name.endswith(".ipynb"):
             nb = nbformat.reads(text, as_version=4)
             text = "\n".join(cell.source for cell in nb.cells) + "\n" + text
+        elif name == RELEASED_TESTS:  # the test cells' sources, not JSON-escaped
+            tests = json.loads(text)["notebooks"].values()
+            text = "\n".join(t["source"] for listed in tests for t in listed) + "\n" + text
         return text
 
     found = {str(p.relative_to(folder)): readable(p.name, p.read_bytes())
@@ -178,9 +183,16 @@ def test_check_scores_the_release_zero(folder: Path, tmp_path: Path) -> None:
     student = tmp_path / "student"
     shutil.copytree(folder, student)
     notebooks = runnable_here(sorted(student.glob("*.ipynb")))
+
+    def folders() -> list[str]:
+        return sorted(str(p.relative_to(student)) for p in student.rglob("*") if p.is_dir() and "__pycache__" not in p.parts)
+
+    before = folders()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(PROFILE_VAR, CHECK_PROFILE)
+        mp.delenv(paths.BUILD_ENV, raising=False)  # as in the student's terminal
         result = check(notebooks, timeout=120)
+    assert folders() == before  # the check created nothing in the release (no build/checkpoints/, say)
     assert [Path(nb.path).name for nb in result.notebooks] == [p.name for p in runnable_here(SOURCES)]
     for nb in result.notebooks:
         assert nb.status is Status.GRADED, notebook_text(nb)
@@ -189,6 +201,43 @@ def test_check_scores_the_release_zero(folder: Path, tmp_path: Path) -> None:
             assert test.status == "failed", test
             assert "NotImplementedError" in test.error or "not implemented" in test.error, test
     assert not result.passed and "0/" in result.to_text()
+
+
+def test_the_check_runs_the_released_test_cells_when_the_student_edited_or_deleted_some(folder: Path,
+                                                                                         tmp_path: Path) -> None:
+    """As the grader does (it runs the source's test cells): an edited test cell is run as released,
+    a deleted one is put back, and the check says so; the student's file is left as it is."""
+    student = tmp_path / "student"
+    shutil.copytree(folder, student)
+    path = student / "01_layers.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    by_id = {cells.grade_id(c): c for c in nb.cells if cells.grade_id(c)}
+    assert {"test_linear_forward", "test_linear_dW"} <= set(by_id)
+    by_id["test_linear_forward"].source = '"""Linear.forward: shapes and values on a small example."""\npass'
+    nb.cells.remove(by_id["test_linear_dW"])
+    nbformat.write(nb, str(path))
+    released = json.loads((student / RELEASED_TESTS).read_text())["notebooks"]["01_layers.ipynb"]
+    assert [t["grade_id"] for t in released] == [cells.grade_id(c) for c in cells.load(folder / path.name).cells
+                                                 if is_test(c)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PROFILE_VAR, CHECK_PROFILE)
+        (checked,) = check([path], timeout=120).notebooks
+    tests = {t.grade_id: t for t in checked.tests}
+    assert [t.grade_id for t in checked.tests] == [t["grade_id"] for t in released]  # the deleted one is back
+    assert tests["test_linear_forward"].status == "failed" and tests["test_linear_dW"].status == "failed"
+    assert checked.earned == 0 and checked.possible == sum(t["points"] for t in released)
+    text = notebook_text(checked)
+    assert "test cell test_linear_forward was edited" in text and "test cell test_linear_dW was deleted" in text
+    assert "test_linear_dW" not in {cells.grade_id(c) for c in cells.load(path).cells}  # the file is untouched
+
+
+def test_released_checksums_are_nbgrader_s(folder: Path) -> None:
+    """The checksum nbgrader wrote into each released test cell is the one the check recomputes."""
+    from lablib.grading.released import checksum
+
+    for path in sorted(folder.glob("*.ipynb")):
+        tests = [c for c in cells.load(path).cells if is_test(c)]
+        assert tests and all(meta(c).get("checksum") == checksum(c) for c in tests), path.name
 
 
 def test_shipped_lablib_is_the_one_next_to_the_notebooks(folder: Path) -> None:

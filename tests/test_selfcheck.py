@@ -54,3 +54,80 @@ def test_self_check_by_name_and_its_errors(tiny, monkeypatch):
         lablib.self_check()
     monkeypatch.setenv(CHILD_VAR, "1")
     assert isinstance(lablib.self_check("01_tiny.ipynb"), SelfCheckSkipped)
+
+
+# --------------------------------------------------------------------------------------------------
+# a test cell the student edited or deleted: the grader runs the original, and so does the check
+
+
+def released_beside(path) -> None:
+    """What `lablib release` writes beside the released notebooks."""
+    from lablib.grading import released
+
+    released.write(path.parent, [path])
+
+
+def edit(path, gid: str, source: str | None) -> None:
+    """Replace test cell `gid`'s source in the saved notebook (None: delete the cell)."""
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == gid)
+    if source is None:
+        nb["cells"].remove(cell)
+    else:
+        cell["source"] = source
+    path.write_text(json.dumps(nb))
+
+
+def test_an_edited_test_cell_runs_as_released_and_the_check_says_so(tiny):
+    released_beside(tiny)
+    edit(tiny, "test_y", '"""x is one"""\nassert True  # made to pass')
+    result = lablib.self_check("01_tiny.ipynb")
+    (nb,) = result.notebooks
+    assert (nb.earned, nb.possible) == (2, 3)  # what the grader gives: test_y fails as released
+    failed = next(t for t in nb.tests if t.grade_id == "test_y")
+    assert failed.status == "failed" and "x should be 1" in failed.error
+    assert "test cell test_y was edited in your notebook: the grader runs the original, and so did this check" \
+        in repr(result)
+    assert "test_y was edited" in result._repr_html_()
+    assert json.loads(tiny.read_text())["cells"][3]["source"].endswith("# made to pass")  # the file is left alone
+
+
+def test_a_deleted_test_cell_is_put_back_in_its_place(tiny):
+    released_beside(tiny)
+    edit(tiny, "test_y", None)
+    (nb,) = lablib.self_check("01_tiny.ipynb").notebooks
+    assert [t.grade_id for t in nb.tests] == ["test_x", "test_y"] and (nb.earned, nb.possible) == (2, 3)
+    assert nb.notes == [n for n in nb.notes if "test cell test_y was deleted in your notebook" in n] != []
+
+
+def test_an_unchanged_notebook_gets_no_note(tiny):
+    released_beside(tiny)
+    (nb,) = lablib.self_check("01_tiny.ipynb").notebooks
+    assert nb.notes == [] and (nb.earned, nb.possible) == (2, 3)
+
+
+def test_an_edit_without_the_released_copy_is_noticed_by_checksum_and_counts_as_failed(tiny):
+    from lablib.grading import notebook, released
+
+    nb = json.loads(tiny.read_text())
+    for cell in nb["cells"]:  # what nbgrader's generate_assignment writes into each graded cell
+        if cell["metadata"].get("nbgrader", {}).get("grade"):
+            cell["metadata"]["nbgrader"]["checksum"] = released.checksum(notebook.Node(cell))
+    tiny.write_text(json.dumps(nb))
+    edit(tiny, "test_x", '"""x is even"""\nassert x % 2 == 0  # unchanged logic, edited text')
+    result = lablib.self_check("01_tiny.ipynb")
+    (checked,) = result.notebooks
+    tests = {t.grade_id: t for t in checked.tests}
+    assert tests["test_x"].status == "failed" and "restore the original cell" in tests["test_x"].error
+    assert checked.earned == 0 and not result.passed
+    assert "nbgrader's checksum no longer matches" in repr(result) and "could not find" in repr(result)
+
+
+def test_a_copied_test_cell_counts_once_as_at_grading(tiny):
+    released_beside(tiny)
+    nb = json.loads(tiny.read_text())
+    nb["cells"].insert(3, {**nb["cells"][2], "id": "b2"})  # test_x pasted a second time
+    tiny.write_text(json.dumps(nb))
+    (checked,) = lablib.self_check("01_tiny.ipynb").notebooks
+    assert [t.grade_id for t in checked.tests] == ["test_x", "test_y"] and (checked.earned, checked.possible) == (2, 3)
+    assert any("test cell test_x appears more than once" in note for note in checked.notes)

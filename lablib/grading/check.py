@@ -6,11 +6,15 @@ cells run under the `grade` budget profile unless $LABLIB_PROFILE says otherwise
 wall-clock limit, so an infinite loop is reported as TIMED_OUT instead of hanging the check, and a
 memory limit (POSIX), so a runaway allocation fails its cell with MemoryError. A child that dies
 (`os._exit`, `exit()`) is reported as DIED; in every case the cells that finished keep their
-results. A file that is not a valid notebook is MALFORMED, reported in one line.
+results. A file that is not a valid notebook is MALFORMED, reported in one line. The child's build
+folder ($LABLIB_BUILD: checkpoints, the tuning cache) is a temporary one, so that a check leaves no
+folder behind in the student's release (or the repository).
 
 The result (`results.NotebookResult`, the grader's own model) names, per part and test cell:
 passed or failed, points, and for a failure the first lines of the error, which for lablib's
-checks is the diagnosis. Needs neither nbgrader nor nbformat: it runs in the student's release.
+checks is the diagnosis. The test cells that run are the released ones, as at grading: a test cell
+the student edited or deleted is restored first, and the result says so (`released.py`).
+Needs neither nbgrader nor nbformat: it runs in the student's release.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from . import notebook
+from . import notebook, released
 from ._proc import BLAS_THREAD_VARS, OutputTail, kill_group
+from .paths import BUILD_ENV
 from .results import NotebookResult, Status, TestResult
 from .results import format_points as _num
 
@@ -118,6 +123,7 @@ def notebook_text(result: NotebookResult, error_lines: int = ERROR_LINES) -> str
     if result.manual_points:
         head += f" (+{_num(result.manual_points)} for written answers, graded by hand)"
     lines = [head]
+    lines += [f"  NOTE: {note}" for note in result.notes]
     if result.status is not Status.GRADED:
         lines.append(f"  {str(result.status).upper()}: {result.message}")
     for cell, error in result.cell_errors.items():  # first: an answer cell that raises explains the rest
@@ -178,8 +184,11 @@ _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
 
 
-def _worker_env(blas_threads: int | None) -> dict[str, str]:
+def _worker_env(blas_threads: int | None, build: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # What the notebook writes under the build folder (a checkpoint, the tuning cache) goes to a
+    # temporary one: a check leaves no folder behind in the student's release (or the repository).
+    env[BUILD_ENV] = str(build)
     if blas_threads:  # several notebooks at once: one BLAS thread each, or they fight over the cores
         for var in BLAS_THREAD_VARS:
             env[var] = str(blas_threads)
@@ -209,18 +218,23 @@ def check_notebook(path: str | os.PathLike, timeout: float = CHECK_TIMEOUT_S, *,
     nb, problem = notebook.load(path)
     if nb is None:
         return NotebookResult(path.name, Status.MALFORMED, problem, path=str(path))
+    nb, restored = released.restore(nb, released.find(path))  # the test cells the grader runs
     shape = notebook.outline(nb)
     tests = {t.index: TestResult(t.grade_id, t.part, t.description, t.points) for t in shape.tests}
     result = NotebookResult(path.name, Status.GRADED, tests=list(tests.values()),
-                            manual_points=shape.manual_points, path=str(path))
+                            manual_points=shape.manual_points, path=str(path), notes=restored.notes())
 
     with tempfile.TemporaryDirectory(prefix="lablib-check-") as tmp:
         events_file = Path(tmp) / "events.jsonl"
         events_file.touch()
+        run = path.resolve()
+        if restored.changed:  # run the restored copy, still in the notebook's folder
+            run = Path(tmp) / path.name
+            run.write_text(json.dumps(nb), encoding="utf-8")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lablib.grading._worker", str(path.resolve()), str(events_file),
+            [sys.executable, "-m", "lablib.grading._worker", str(run), str(events_file),
              str(memory_mb)],
-            cwd=path.resolve().parent, env=_worker_env(blas_threads), stdin=subprocess.DEVNULL,
+            cwd=path.resolve().parent, env=_worker_env(blas_threads, Path(tmp) / "build"), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=(os.name == "posix"),
         )
         with _LIVE_LOCK:
@@ -269,6 +283,9 @@ def check_notebook(path: str | os.PathLike, timeout: float = CHECK_TIMEOUT_S, *,
                           "(exit(), os._exit() or a crash); later cells did not run")
         if output:
             result.message += "\n" + "\n".join("    " + line for line in output.splitlines()[-10:])
+    for test in result.tests:  # an edited copy that could not be restored proves nothing (released.py)
+        if test.grade_id in restored.unverified and test.status in (Status.PASSED, Status.FAILED):
+            test.status, test.error = Status.FAILED, released.UNVERIFIED_ERROR
     result.seconds = round(time.perf_counter() - start, 2)
     return result
 

@@ -35,7 +35,7 @@ from .notebook import Role
 from .results import NotebookResult, Status
 
 __all__ = ["GradebookError", "Recorded", "autograded_notebook", "autograded_path", "record", "db_url",
-           "manual_scores"]
+           "manual_scores", "CellReview", "cell_reviews"]
 
 
 class GradebookError(RuntimeError):
@@ -209,3 +209,51 @@ def manual_scores(build: str | os.PathLike | None = None) -> dict[str, dict[str,
                 }
     return out
 
+
+
+@dataclass(frozen=True)
+class CellReview:
+    """What the gradebook holds for one cell of one submitted notebook, as nbgrader's feedback shows it.
+
+    points: the cell's maximum score (0 for an ungraded answer cell, which can still get a comment);
+    auto_score / manual_score: the autograder's and the TA's (None: not given); score: what counts
+    (nbgrader's `Grade.score`: the TA's when given, else the autograder's, extra credit included);
+    comment: nbgrader's `Comment.comment`, the TA's comment, else the automatic one ("No response.").
+    """
+
+    grade_id: str
+    points: float = 0.0
+    auto_score: float | None = None
+    manual_score: float | None = None
+    score: float = 0.0
+    extra_credit: float = 0.0
+    comment: str = ""
+
+    @property
+    def graded(self) -> bool:
+        """A score exists: given by the TA, or by the autograder (0 for an untouched written answer)."""
+        return self.manual_score is not None or self.auto_score is not None
+
+
+def cell_reviews(build: str | os.PathLike | None = None) -> dict[str, dict[str, dict[str, CellReview]]]:
+    """{student: {notebook stem: {grade_id: CellReview}}}: every grade and comment formgrader holds
+    (the grade cells, and the answer cells that have a comment). Empty when there is no gradebook."""
+    from nbgrader.api import Gradebook
+
+    if not (paths.course_root(build) / "gradebook.db").is_file():
+        return {}
+    out: dict[str, dict[str, dict[str, CellReview]]] = {}
+    with Gradebook(db_url(build)) as gb:
+        for sub in gb.assignment_submissions(paths.ASSIGNMENT_ID):  # none: no assignment yet
+            for snb in sub.notebooks:
+                cells_: dict[str, dict[str, Any]] = {}
+                for g in snb.grades:
+                    cells_[g.name] = {
+                        "points": float(g.max_score), "auto_score": g.auto_score, "manual_score": g.manual_score,
+                        "score": float(g.score), "extra_credit": float(g.extra_credit or 0.0)}
+                for c in snb.comments:
+                    if c.comment:
+                        cells_.setdefault(c.name, {})["comment"] = c.comment
+                out.setdefault(sub.student.id, {})[snb.name] = {
+                    gid: CellReview(gid, **fields) for gid, fields in cells_.items()}
+    return out

@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = [
     "Role", "Node", "read", "load", "grade_id", "points", "is_grade", "is_solution", "is_task", "is_locked",
-    "role", "is_hand_graded", "TestCell", "Outline", "outline", "SETUP_ID", "NotebookError",
+    "role", "is_hand_graded", "TestCell", "WrittenCell", "Outline", "outline", "SETUP_ID", "NotebookError",
 ]
 
 #: The grade_id of the imports cell every notebook starts with.
@@ -190,25 +190,44 @@ class TestCell:
 
 
 @dataclass(frozen=True)
+class WrittenCell:
+    """A cell graded by hand (a written answer or a task): where it is, its grade_id, part and points."""
+
+    index: int
+    grade_id: str
+    part: str
+    points: float
+    question: str = ""  # the markdown cell just above it (the question), when there is one
+
+
+@dataclass(frozen=True)
 class Outline:
-    """The graded cells of a notebook: the test cells in order, and the points graded by hand."""
+    """The graded cells of a notebook: the test cells in order, and the cells graded by hand."""
 
     tests: tuple[TestCell, ...]
     manual_points: float
-    written: tuple[str, ...]  # grade_ids of the written answers (and tasks)
+    written_cells: tuple[WrittenCell, ...]
+
+    @property
+    def written(self) -> tuple[str, ...]:
+        """The grade_ids of the written answers (and tasks), in notebook order."""
+        return tuple(w.grade_id for w in self.written_cells)
 
 
 def outline(nb: Any) -> Outline:
     tests: list[TestCell] = []
-    written: list[str] = []
+    written: list[WrittenCell] = []
     manual, part = 0.0, NO_PART
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "markdown":
+        if cell.cell_type == "markdown" and not is_hand_graded(cell):  # an answer's own headings are no part
             headings = _HEADING.findall(cell.source)
             part = headings[-1] if headings else part
         if is_hand_graded(cell):
             manual += points(cell)
-            written.append(grade_id(cell) or f"cell-{index}")
+            above = nb.cells[index - 1] if index else None
+            question = above.source.strip() if above is not None and above.cell_type == "markdown" \
+                and not is_hand_graded(above) else ""
+            written.append(WrittenCell(index, grade_id(cell) or f"cell-{index}", part, points(cell), question))
         elif role(cell) is Role.TEST:
             doc = _DOCSTRING.match(cell.source)
             description = doc.group(1).strip().splitlines()[0] if doc and doc.group(1).strip() else ""

@@ -5,8 +5,9 @@ Steps:
 2. run `nbgrader generate_assignment backprop-lab --force` with the repository as working
    directory, so that nbgrader reads the course configuration `nbgrader_config.py`;
 3. assemble `<build>/release/backprop-lab/`: the released notebooks, a copy of the `lablib/`
-   source tree and of `data/README.md` + `data/checksums.json` beside it, `requirements.txt` and a
-   student `README.md`; and the same folder as `backprop-lab.zip`.
+   source tree and of `data/README.md` + `data/checksums.json` beside it, `requirements.txt`, a
+   student `README.md`, and `.released_tests.json` (the test cells as released, which the self-check
+   restores when a student edited or deleted one: `released.py`); and the same folder as `backprop-lab.zip`.
 
 The lablib tree is shipped as source next to the notebooks, in the layout of the repository, and
 not as a wheel: JupyterLab starts each kernel in the notebook's folder, so `import lablib` finds it
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import notebook, paths
+from . import released as released_tests
 from .check import CHECK_PROFILE, CHECK_TIMEOUT_S
 
 __all__ = ["ReleaseError", "Release", "release", "student_requirements"]
@@ -123,7 +125,8 @@ Open the notebooks in order. Write your code where a cell says `# YOUR CODE HERE
 `raise NotImplementedError()` below it), write your answers where a cell says `YOUR ANSWER HERE`,
 and run the test cell under each answer: it tells you what is wrong, by how much, and the likely
 mistake. Don't delete, rename or retype the test cells, and don't rename the notebooks: the grader
-relies on them.
+relies on them, and runs the original test cells whatever you change in yours (so does the check
+below: it restores them from `{released_tests.RELEASED_TESTS}` and tells you so).
 
 ## Check your work
 
@@ -234,6 +237,7 @@ def release(build: str | os.PathLike | None = None, *, repo: str | os.PathLike |
         stage.mkdir()
         for nb in released:
             shutil.copyfile(nb, stage / nb.name)
+        released_tests.write(stage, released)  # what the self-check restores, as the grader does
         shutil.copytree(repo / "lablib", stage / "lablib", ignore=_IGNORE)
         (stage / "data").mkdir()
         for name in DATA_FILES:

@@ -109,7 +109,8 @@ class NotebookResult:
     status: a notebook Status; message: what happened when it is not GRADED.
     tests: every autograded test cell, in notebook order. cell_errors: other code cells that raised
     ({cell: error}; an answer cell with a syntax error, say). manual_points: the points of the
-    written answers, graded by hand in formgrader. path: the checked file (check only).
+    written answers, graded by hand in formgrader. path: the checked file (check only). notes: what
+    the student should know about how the check ran, such as the test cells it restored (check only).
     The in_kernel_* fields and `disagreements` hold the in-kernel comparison (grading only; see
     `in_kernel.py`); they are never shown to the student.
     """
@@ -132,6 +133,7 @@ class NotebookResult:
     in_kernel_tests: dict[str, Status] = field(default_factory=dict)  # grade_id -> what happened in-kernel
     disagreements: list[str] = field(default_factory=list)  # test cells where the two runs disagree
     in_kernel_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # check only: how it ran (test cells it restored)
     version: int = RESULT_VERSION
 
     @property

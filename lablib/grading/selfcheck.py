@@ -75,6 +75,7 @@ def _notebook_html(nb: NotebookResult) -> str:
     if nb.status is Status.MALFORMED:
         return f"<h4>{e(name)}: not checked</h4><p style='{_FAILED_CSS}'>{e(nb.message)}</p>"
     out = [f"<h4>{e(name)}: {_num(nb.earned)} / {_num(nb.possible)} points from visible tests</h4>"]
+    out += [f"<p><b>Note:</b> {e(note)}</p>" for note in nb.notes]
     if nb.status is not Status.GRADED:
         out.append(f"<p style='{_FAILED_CSS}'>{e(str(nb.status))}: {e(nb.message)}</p>")
     for cell, error in nb.cell_errors.items():
