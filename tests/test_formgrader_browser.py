@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from answer_variants import LAYER_MISTAKES
 from conftest import ROOT
+from grading_helpers import answers, write_notebook, written_ids
 from lab_server import SCREENSHOTS, jupyter_server, launch_chromium, playwright_or_skip
 from lablib.grading import paths
 
@@ -29,8 +31,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     """release → collect → grade of two students (01_layers only); returns (build, results)."""
-    from test_grading import LAYER_MISTAKES, answers, write_notebook, written_ids
-
     from lablib.grading.autograde import grade
     from lablib.grading.collect import collect
     from lablib.grading.release import release
@@ -41,9 +41,7 @@ def graded_class(tmp_path_factory):
     released = paths.course_root(build) / "release" / paths.ASSIGNMENT_ID
     written = {gid: f"My answer to {gid}." for gid in written_ids("01_layers")}
     write_notebook(source / "ada", "01_layers", {**answers("01_layers", "solution"), **written}, released)
-    wrong = answers("01_layers", "solution")
-    gid, old, new, _ = LAYER_MISTAKES["linear: averages dW over the batch"]
-    wrong[gid] = wrong[gid].replace(old, new)
+    wrong = answers("01_layers", mistakes=[LAYER_MISTAKES["linear: averages dW over the batch"]])
     write_notebook(source / "bob", "01_layers", wrong, released)
     collect(source, build)
     run = grade(build, jobs=2, progress=False, in_kernel=False)
