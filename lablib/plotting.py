@@ -7,12 +7,12 @@ notebook shows it by ending a cell with it (or it is saved with `fig.savefig`).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_history", "LivePlot", "confusion_matrix", "plot_confusion_matrix", "most_confused",
            "symmetric_limit", "plot_image_grid", "plot_heatmaps", "plot_scatter_2d",
@@ -26,9 +26,26 @@ IMAGE_CMAP = "gray"
 CLASS_COLOURS = "tab10"
 
 
+def _figure(**kwargs: Any) -> Figure:
+    """A new Figure. matplotlib is imported at the first plot, not with lablib: the grid workers of
+    notebook 05 rebuild notebook 04's module, which names these functions, and never draw (importing
+    matplotlib would cost every worker about 0.4 s when it starts)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def _colormap(name: str) -> Any:
+    from matplotlib import colormaps
+
+    return colormaps[name]
+
+
 def plot_history(history: Any, title: str = "") -> Figure:
     """Loss (train and validation) and validation accuracy per epoch; the restored epoch is marked."""
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(figsize=(10, 3.6), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = np.asarray(history.epoch)
     val = ~np.isnan(np.asarray(history.val_acc, dtype=float))
@@ -94,7 +111,7 @@ def most_confused(counts: np.ndarray, class_names: Sequence[str], k: int = 5) ->
 
 def plot_confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
     """Rows: true class; columns: predicted; each cell shows its count, colour = fraction of the row."""
-    fig = Figure(figsize=(7, 6), layout="constrained")
+    fig = _figure(figsize=(7, 6), layout="constrained")
     ax = fig.subplots()
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
@@ -154,7 +171,7 @@ def plot_image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, 
         raise ValueError(f"{len(titles)} titles for {len(images)} images")
     ncols = max(1, min(ncols, len(images)))
     nrows = -(-len(images) // ncols)
-    fig = Figure(figsize=(panel_inches * ncols + (1.0 if diverging else 0.0),
+    fig = _figure(figsize=(panel_inches * ncols + (1.0 if diverging else 0.0),
                           (panel_inches + 0.1) * nrows + (0.5 if title else 0.2)),
                  layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -197,7 +214,7 @@ def plot_heatmaps(matrices: Sequence[np.ndarray], names: Sequence[str], *,
     for name, m in zip(names, matrices):
         if np.ndim(m) != 2:
             raise ValueError(f"{name}: a heat map needs a 2-D matrix, got shape {np.shape(m)}")
-    fig = Figure(figsize=(4.2 * len(matrices), 4.2), layout="constrained")
+    fig = _figure(figsize=(4.2 * len(matrices), 4.2), layout="constrained")
     axes = fig.subplots(1, len(matrices), squeeze=False)[0]
     for ax, m, name in zip(axes, matrices, names):
         limit = symmetric_limit(m)
@@ -230,9 +247,9 @@ def plot_scatter_2d(points: np.ndarray, labels: np.ndarray, class_names: Sequenc
     if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
         raise ValueError(f"labels must lie in 0 … {len(class_names) - 1} (one per class name); "
                          f"got {labels.min()} … {labels.max()}")
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    fig = _figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    colours = matplotlib.colormaps[CLASS_COLOURS]
+    colours = _colormap(CLASS_COLOURS)
     for c, name in enumerate(class_names):
         mine = labels == c
         if mine.any():

@@ -228,7 +228,11 @@ class GridResults(Sequence[RunResult]):
     runs: list[RunResult | None]
     interrupted: bool = False
     seconds: float = 0.0
-    trained: int = 0
+
+    @property
+    def trained(self) -> int:
+        """How many runs this call trained (the others came from the cache, or did not finish)."""
+        return sum(run is not None and not run.cached for run in self.runs)
 
     def __getitem__(self, i: Any) -> Any:
         return self.runs[i]
@@ -353,7 +357,7 @@ def run_grid(
     if cost is not None:  # longest first (a stable sort: equal costs keep the grid's order)
         todo.sort(key=lambda i: -cost(configs[i], data))
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, unit="run", disable=not progress)
-    interrupted, trained = False, 0
+    interrupted = False
     try:
         if todo:
             local = n_jobs == 1 and scheduler is None and not os.environ.get(SCHEDULER_VAR)
@@ -366,11 +370,10 @@ def run_grid(
                     if folder is not None:  # stored first: what is returned is on disk
                         _store(folder / f"{keys[i]}.pkl", result)
                     runs[i] = result
-                    trained += 1
                     bar.update(1)
                     bar.set_postfix_str(f"last: {result.status} {result.val_acc:.2%}", refresh=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
-    return GridResults(runs, interrupted, time.perf_counter() - start, trained)
+    return GridResults(runs, interrupted, time.perf_counter() - start)

@@ -116,3 +116,15 @@ def test_scatter_colours_each_class_and_names_it_in_the_legend(capsys):
 def test_scatter_refuses_bad_input(points, labels, message):
     with pytest.raises(ValueError, match=message):
         plot_scatter_2d(points, labels, ["a", "b", "c", "d"])
+
+
+def test_importing_lablib_does_not_import_matplotlib():
+    """Notebook 05's grid workers rebuild notebook 04's module, which names lablib's plot functions: they
+    never draw, and importing matplotlib cost each worker ~0.4 s at its start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lablib, lablib.plotting, lablib.training, lablib.tuning, lablib.data, lablib.reuse; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
