@@ -98,7 +98,8 @@ def runnable_here(notebooks: list[Path]) -> list[Path]:
 @pytest.fixture(scope="session")
 def student_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The student release folder (`lablib release` into a temporary build folder), built once per
-    session for the tests that only read or copy it (the browser and release-environment tests)."""
+    session for the tests that only read or copy it (the browser, release-environment and notebook-03
+    release tests)."""
     from lablib.grading.release import release
 
     return release(tmp_path_factory.mktemp("release-build")).folder

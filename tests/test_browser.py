@@ -17,24 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "build" / "screenshots"
-#: Chromium's flags: no sandbox (CI runs as root in a container), no GPU, no network but the lab's.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+from conftest import ROOT
+from lab_server import SCREENSHOTS, jupyter_server, launch_chromium, playwright_or_skip
+
 #: Seconds for JupyterLab to answer, for a notebook's kernel to start, for Run All to finish.
 LAB_START_S, KERNEL_START_S, RUN_ALL_S = 90, 60, 240
 #: JupyterLab settings of the test's lab: no news fetched from the internet; every cell in the DOM
@@ -45,25 +37,15 @@ LAB_SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed: LABLIB_EXTRAS=browser bash scripts/test.sh")
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
 def jupyter_lab(command: list[str], cwd: Path, tmp: Path) -> Iterator[str]:
     """Start `command` (a `jupyter lab` launcher; port, token and --no-browser are added) in `cwd`;
     yields the lab's URL with its token; stops it (and its kernels) at the end."""
-    port, token = _free_port(), secrets.token_hex(16)
     settings = tmp / "settings"
     for name, values in LAB_SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
@@ -72,39 +54,14 @@ def jupyter_lab(command: list[str], cwd: Path, tmp: Path) -> Iterator[str]:
     env.update(LABLIB_PROFILE="ci", LABLIB_SKIP_INSTALL="1", LABLIB_VENV=sys.prefix,
                JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(settings),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
-    log = (tmp / "lab.log").open("w")
-    proc = subprocess.Popen(
-        command + ["--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
-                   f"--IdentityProvider.token={token}", "--ServerApp.password="],
-        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + LAB_START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with status {proc.returncode}:\n{(tmp / 'lab.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer in {LAB_START_S} s:\n{(tmp / 'lab.log').read_text()[-3000:]}")
-                time.sleep(0.5)
+    with jupyter_server(command, cwd=cwd, env=env, log=tmp / "lab.log", start_s=LAB_START_S) as (base, token):
         yield f"{base}/lab/tree/{{name}}?token={token}"
-    finally:
-        os.killpg(proc.pid, 15)  # the lab and the kernels it started
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         yield browser
         browser.close()
 

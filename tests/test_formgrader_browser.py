@@ -10,42 +10,27 @@ build/screenshots/.
 from __future__ import annotations
 
 import os
-import secrets
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from answer_variants import LAYER_MISTAKES
 from conftest import ROOT
+from grading_helpers import answers, write_notebook, written_ids
+from lab_server import SCREENSHOTS, jupyter_server, launch_chromium, playwright_or_skip
 from lablib.grading import paths
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
 #: Seconds the server gets to start, and a page to show what it should.
 SERVER_START_S, PAGE_S = 90, 60
-SCREENSHOTS = ROOT / "build" / "screenshots"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (the browser extra)")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sync_api = playwright_or_skip()
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     """release → collect → grade of two students (01_layers only); returns (build, results)."""
-    from test_grading import LAYER_MISTAKES, answers, write_notebook, written_ids
-
     from lablib.grading.autograde import grade
     from lablib.grading.collect import collect
     from lablib.grading.release import release
@@ -56,9 +41,7 @@ def graded_class(tmp_path_factory):
     released = paths.course_root(build) / "release" / paths.ASSIGNMENT_ID
     written = {gid: f"My answer to {gid}." for gid in written_ids("01_layers")}
     write_notebook(source / "ada", "01_layers", {**answers("01_layers", "solution"), **written}, released)
-    wrong = answers("01_layers", "solution")
-    gid, old, new, _ = LAYER_MISTAKES["linear: averages dW over the batch"]
-    wrong[gid] = wrong[gid].replace(old, new)
+    wrong = answers("01_layers", mistakes=[LAYER_MISTAKES["linear: averages dW over the batch"]])
     write_notebook(source / "bob", "01_layers", wrong, released)
     collect(source, build)
     run = grade(build, jobs=2, progress=False, in_kernel=False)
@@ -69,40 +52,18 @@ def graded_class(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(graded_class):
     base, build, _ = graded_class
-    port, token = free_port(), secrets.token_hex(16)
     # the README's instructor command, with this test's venv and build folder
-    command = ["bash", str(ROOT / "scripts" / "lab.sh"), "--instructor", "--no-browser", f"--ServerApp.port={port}",
-               f"--IdentityProvider.token={token}", "--ServerApp.ip=127.0.0.1"]
     env = {**os.environ, paths.BUILD_ENV: str(build), "LABLIB_SKIP_INSTALL": "1",
            "LABLIB_VENV": str(Path(sys.executable).parent.parent)}
-    log = open(base / "server.log", "w")
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("jupyter lab did not start:\n" + (base / "server.log").read_text()[-3000:])
-                time.sleep(0.5)
-        yield url, token
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
+    with jupyter_server(["bash", str(ROOT / "scripts" / "lab.sh"), "--instructor"], cwd=ROOT, env=env,
+                        log=base / "server.log", start_s=SERVER_START_S) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def page(server):
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         try:
             # the token on every request, the pages' own API calls included (as a logged-in TA's cookie would)
             context = browser.new_context(viewport={"width": 1400, "height": 1000},

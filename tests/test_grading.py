@@ -1,7 +1,7 @@
 """End to end: `lablib collect`, `grade`, `feedback`, `export` on the real notebooks.
 
 One grading run (module fixture) grades a class of generated submissions side by side: the
-solutions, the blank release, known mistakes (from test_notebook_grading's tables), tampering
+solutions, the blank release, known mistakes (from answer_variants' tables), tampering
 attempts, and bad inputs (an infinite loop, os._exit, a memory hog, a malformed notebook). Each
 test then reads that run's results: the solutions keep full marks next to every bad submission,
 each mistake costs exactly its cells, no tampering raises a score, each bad input gets its status.
@@ -22,14 +22,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import NOTEBOOKS, ROOT, graded_cell_ids, load_notebook
+from answer_variants import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, TUNING_MISTAKES, WEIGHTS_MISTAKES
+from conftest import NOTEBOOKS, ROOT, load_notebook
+from grading_helpers import (Mistake, answers, failing_cells, possible_points, with_prefix, write_notebook,
+                             written_ids)
 from lablib import cells
 from lablib.cli import main
 from lablib.grading import paths
 from lablib.grading.autograde import GradeRun, grade
 from lablib.grading.gradebook import autograded_path, db_url
 from lablib.grading.in_kernel import in_kernel_review, run_in_kernel
-from lablib.grading.notebook import outline
 from lablib.grading.plan import plan_notebook
 from lablib.grading.release import release
 from lablib.grading.results import NotebookResult, Status, TestResult
@@ -38,13 +40,10 @@ from lablib.grading.collect import collect
 from lablib.grading.export import export
 from lablib.grading.feedback import feedback
 from test_nb03_grading import GRADING_MISTAKES as BACKPROP_MISTAKES
-from test_nb05_grading import TUNING_MISTAKES
-from test_nb06_grading import WEIGHTS_MISTAKES
-from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES, failing_cells
 
 STEMS = ["01_layers", "02_losses", "03_backprop", "04_training", "05_tuning", "06_weights"]
 CELL_TIMEOUT = 8.0  # seconds; every test cell takes well under one, even on a loaded machine
-POSSIBLE = {stem: float(len(graded_cell_ids(stem))) for stem in STEMS}  # every test cell is 1 point
+POSSIBLE = {stem: possible_points(stem) for stem in STEMS}
 
 MISTAKES = {  # (table, mistake): a few graded parts of every notebook
     "01_layers": [(LAYER_MISTAKES, "linear: averages dW over the batch"),
@@ -63,50 +62,13 @@ MISTAKES = {  # (table, mistake): a few graded parts of every notebook
 }
 
 
-def answers(stem: str, kind: str) -> dict[str, str]:
-    """grade_id -> answer text: "solution", "blank", or "mistakes" (MISTAKES applied)."""
-    nb = load_notebook(stem)
-    out = {cells.grade_id(c): c.source for c in nb.cells
-           if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
-    if kind == "blank":
-        out = {gid: cells.blank_solutions(src) for gid, src in out.items()}
-    elif kind == "mistakes":
-        for table, name in MISTAKES[stem]:
-            gid, old, new, _ = table[name]
-            assert out[gid].count(old) == 1
-            out[gid] = out[gid].replace(old, new)
-    return out
-
-
-def written_ids(stem: str) -> list[str]:
-    """grade_ids of the notebook's written answers (graded by hand)."""
-    return list(outline(load_notebook(stem)).written)
+def mistaken(stem: str) -> list[Mistake]:
+    """The mistakes the "mistakes" student makes in notebook `stem` (the rows MISTAKES names)."""
+    return [table[name] for table, name in MISTAKES[stem]]
 
 
 def expected_failures(stem: str) -> set[str]:
-    return set().union(*(table[name][3] for table, name in MISTAKES[stem]))
-
-
-def write_notebook(folder: Path, stem: str, replace: dict[str, str], released: Path | None = None) -> None:
-    """The student's file: the source with these answers and the visible tests only (as released);
-    with `released` (nbgrader's release folder), its notebook with these answers, checksums kept."""
-    base = released / f"{stem}.ipynb" if released else NOTEBOOKS / f"{stem}.ipynb"
-    nb = nbformat.read(str(base), as_version=4)
-    for cell in nb.cells:
-        gid = cells.grade_id(cell)
-        if gid in replace:
-            cell.source = replace[gid]
-        elif cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
-            cell.source = cells.strip_hidden_tests(cell.source)
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(folder / f"{stem}.ipynb"))
-
-
-def with_prefix(stem: str, kind: str, gid: str, code: str) -> dict[str, str]:
-    """Answers of `kind` with `code` run at the top of answer cell `gid`."""
-    out = answers(stem, kind)
-    out[gid] = code + "\n" + out[gid]
-    return out
+    return set().union(*(row[3] for row in mistaken(stem)))
 
 
 PATCHING = '''
@@ -199,19 +161,20 @@ def graded(tmp_path_factory):
         written = {gid: f"My answer to {gid}." for gid in written_ids(stem)}
         write_notebook(source / "solution", stem, {**answers(stem, "solution"), **written}, released)
         write_notebook(source / "blank", stem, answers(stem, "blank"), released)
-        write_notebook(source / "mistakes", stem, answers(stem, "mistakes"), released)
-    write_notebook(source / "patcher", "01_layers", with_prefix("01_layers", "mistakes", "linear", PATCHING))
-    write_notebook(source / "liar", "01_layers", {**answers("01_layers", "mistakes"), "linear": LYING_ARRAYS})
-    write_notebook(source / "reader", "01_layers", with_prefix("01_layers", "blank", "linear", reading_source(ROOT)))
-    write_notebook(source / "writer", "01_layers", with_prefix("01_layers", "mistakes", "linear", writing_build(build)))
-    write_notebook(source / "looper", "02_losses", with_prefix("02_losses", "solution", "softmax", "while True:\n    pass"))
+        write_notebook(source / "mistakes", stem, answers(stem, mistakes=mistaken(stem)), released)
+    mistakes = answers("01_layers", mistakes=mistaken("01_layers"))
+    write_notebook(source / "patcher", "01_layers", with_prefix(mistakes, "linear", PATCHING))
+    write_notebook(source / "liar", "01_layers", {**mistakes, "linear": LYING_ARRAYS})
+    write_notebook(source / "reader", "01_layers", with_prefix(answers("01_layers", "blank"), "linear", reading_source(ROOT)))
+    write_notebook(source / "writer", "01_layers", with_prefix(mistakes, "linear", writing_build(build)))
+    write_notebook(source / "looper", "02_losses", with_prefix(answers("02_losses", "solution"), "softmax", "while True:\n    pass"))
     crash = answers("02_losses", "solution")
     crash["euclidean"] = crash["euclidean"].replace('"""\n        ### BEGIN SOLUTION\n        target',
                                                     '"""\n        import os; os._exit(1)\n        target', 1)
     assert "os._exit" in crash["euclidean"]
     write_notebook(source / "crasher", "02_losses", crash)
     write_notebook(source / "hog", "02_losses",
-                   with_prefix("02_losses", "solution", "hinge", "hog = np.ones(10 * 1024 ** 3 // 8)"))
+                   with_prefix(answers("02_losses", "solution"), "hinge", "hog = np.ones(10 * 1024 ** 3 // 8)"))
     (source / "broken").mkdir()
     (source / "broken" / "01_layers.ipynb").write_text('{"cells": [ {"cell_type": "code", "sour')
     write_notebook(source / "broken", "02_losses", answers("02_losses", "solution"))
@@ -279,7 +242,7 @@ def test_tampering_gains_nothing_over_the_same_mistakes(graded, student):
 def test_lying_array_subclass_gains_nothing(graded):
     _, results, _, _ = graded
     # the same code returning plain arrays, run in-process: what an honest submission of it scores
-    honest = {**answers("01_layers", "mistakes"), "linear": LYING_ARRAYS.replace(".view(Liar)", "")}
+    honest = {**answers("01_layers", mistakes=mistaken("01_layers")), "linear": LYING_ARRAYS.replace(".view(Liar)", "")}
     assert failed(results, "liar", "01_layers") == failing_cells("01_layers", honest)
     assert "test_linear_forward" in failed(results, "liar", "01_layers")
 

@@ -27,14 +27,13 @@ from pathlib import Path
 import pytest
 
 from conftest import NOTEBOOKS, ROOT, notebook_path
+from grading_helpers import answers, failing_cells, possible_points, with_prefix, write_notebook
 from lablib.grading import paths
 from lablib.grading.autograde import grade
 from lablib.grading.grader import grade_notebook
 from lablib.grading.collect import collect
 from lablib.grading.sandbox import SandboxUnavailable
 from lablib.grading.sandbox import isolation as iso
-from test_grading import POSSIBLE, answers, with_prefix, write_notebook
-from test_notebook_grading import failing_cells
 
 #: How long a detached payload runs at most, in seconds.
 DETACHED_S = 40
@@ -117,9 +116,9 @@ def _result_files(build: Path) -> list[Path]:
 @needs_separation
 def test_a_detached_process_does_not_outlive_its_worker(tmp_path, marker):
     folder = tmp_path / "student"
-    write_notebook(folder, "01_layers", with_prefix("01_layers", "solution", "linear", detached(marker, "pass")))
+    write_notebook(folder, "01_layers", with_prefix(answers("01_layers", "solution"), "linear", detached(marker, "pass")))
     result = grade_notebook(notebook_path("01_layers"), folder, "s", cell_timeout=CELL_TIMEOUT, in_kernel=False)
-    assert result.earned == POSSIBLE["01_layers"]
+    assert result.earned == possible_points("01_layers")
     time.sleep(0.2)
     assert _cmdlines(marker) == [], "a process the submission started still runs after its grading"
 
@@ -127,13 +126,13 @@ def test_a_detached_process_does_not_outlive_its_worker(tmp_path, marker):
 @needs_separation
 def test_a_submission_cannot_kill_the_workers_of_students_graded_after_it(tmp_path, marker):
     killer = detached(marker, "try:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass")
-    build = _class(tmp_path, {"aaa_killer": with_prefix("01_layers", "blank", "linear", killer),
+    build = _class(tmp_path, {"aaa_killer": with_prefix(answers("01_layers", "blank"), "linear", killer),
                               "zzz_honest": answers("01_layers", "solution")})
     results = _grade_in_one_process(build)
     assert "DETACHED CHILD DIED" not in str(results["aaa_killer"]["01_layers.ipynb"].cell_errors)
     honest = results["zzz_honest"]["01_layers.ipynb"]
     assert honest.status == "graded", honest.message
-    assert honest.earned == POSSIBLE["01_layers"]
+    assert honest.earned == possible_points("01_layers")
 
 
 @needs_separation
@@ -146,8 +145,8 @@ def test_a_submission_cannot_find_or_write_the_sandboxes_of_others(tmp_path, mar
         except OSError:
             pass''', before="here = os.path.dirname(os.path.dirname(os.getcwd()))")
     reporter = 'raise RuntimeError("my folder holds " + repr(sorted(__import__("os").listdir("."))))\n'
-    build = _class(tmp_path, {"aaa_planter": with_prefix("01_layers", "blank", "linear", planter),
-                              "zzz_reporter": with_prefix("01_layers", "blank", "linear", reporter)})
+    build = _class(tmp_path, {"aaa_planter": with_prefix(answers("01_layers", "blank"), "linear", planter),
+                              "zzz_reporter": with_prefix(answers("01_layers", "blank"), "linear", reporter)})
     results = _grade_in_one_process(build)
     assert "DETACHED CHILD DIED" not in str(results["aaa_planter"]["01_layers.ipynb"].cell_errors)
     seen = results["zzz_reporter"]["01_layers.ipynb"].cell_errors["linear"]
@@ -174,7 +173,7 @@ for _path in {targets!r}:
 raise RuntimeError("read " + repr(_read))
 '''
         folder = tmp_path / "student"
-        write_notebook(folder, "01_layers", with_prefix("01_layers", "blank", "linear", probe))
+        write_notebook(folder, "01_layers", with_prefix(answers("01_layers", "blank"), "linear", probe))
         result = grade_notebook(notebook_path("01_layers"), folder, "s", cell_timeout=CELL_TIMEOUT, in_kernel=False)
         assert "read []" in result.cell_errors["linear"], result.cell_errors["linear"]
     finally:
@@ -228,8 +227,8 @@ def on_the_way_to_the_runtime(folder: str) -> set[str]:
 
 
 def test_a_broken_notebook_01_costs_no_points_in_notebook_04(tmp_path):
-    hanging = with_prefix("01_layers", "solution", "relu", "import time\ntime.sleep(60)")
-    crashing = with_prefix("01_layers", "solution", "relu", "import os\nos._exit(3)")
+    hanging = with_prefix(answers("01_layers", "solution"), "relu", "import time\ntime.sleep(60)")
+    crashing = with_prefix(answers("01_layers", "solution"), "relu", "import os\nos._exit(3)")
     for name, replace in [("hanging", hanging), ("crashing", crashing)]:
         write_notebook(tmp_path / name, "01_layers", replace)
     (tmp_path / "malformed").mkdir()
@@ -301,7 +300,7 @@ def test_a_private_tmpdir_is_no_problem_under_bubblewrap(tmp_path, private_tmpdi
     build = _class(tmp_path, {"honest": answers("01_layers", "solution")})
     results = _grade_in_one_process(build)
     honest = results["honest"]["01_layers.ipynb"]
-    assert honest.status == "graded" and honest.earned == POSSIBLE["01_layers"], honest.message
+    assert honest.status == "graded" and honest.earned == possible_points("01_layers"), honest.message
 
 
 def test_grades_csv_names_the_isolation_of_each_submission(tmp_path):

@@ -18,7 +18,6 @@ import pytest
 
 from conftest import load_notebook
 from lablib import cells
-from test_release import build, folder  # noqa: F401 - the module-scoped release, run once here
 
 STEM = "03_backprop"
 SCHEME = "**Marking scheme**"
@@ -37,7 +36,8 @@ def test_every_written_question_has_a_marking_scheme_in_the_source():
         assert SCHEME in cell.source and "point" in cell.source.split(SCHEME, 1)[1], cell.id
 
 
-def test_the_release_has_no_marking_scheme_and_no_model_answer(folder: Path):  # noqa: F811
+def test_the_release_has_no_marking_scheme_and_no_model_answer(student_release: Path):
+    folder = student_release  # the session's release (conftest), built once for every test that reads it
     released = cells.load(folder / f"{STEM}.ipynb")
     text = "\n".join(c.source for c in released.cells)
     for needle in ("Marking scheme", "marking scheme", "MARK SCHEME", "Model answer"):
@@ -76,14 +76,14 @@ def fill_with_solutions(path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_release_filled_with_the_solutions_runs_in_a_kernel_and_scores_full_marks(
-        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+        student_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A Jupyter kernel in the student folder (its own lablib), plots inline; then the self-check: 9/9."""
     from nbclient import NotebookClient
 
     from lablib.grading.check import check, notebook_text
     from lablib.grading.results import Status
 
-    student = shutil.copytree(folder, tmp_path / "student")
+    student = shutil.copytree(student_release, tmp_path / "student")  # a copy: the release is shared
     path = student / f"{STEM}.ipynb"
     fill_with_solutions(path)
     nb = nbformat.read(path, as_version=4)

@@ -1,22 +1,20 @@
 """The graded test cells of notebook 05 (Tuning), run in-process on variants of the answers.
 
 As for notebooks 01-04 (tests/test_notebook_grading.py): the solutions pass every graded cell, the
-blank release fails every one, each plausible mistake fails exactly the cells of what it gets
-wrong, and correct answers in other styles get full marks.
+blank release fails every one, each plausible mistake (TUNING_MISTAKES, in tests/answer_variants.py)
+fails exactly the cells of what it gets wrong, and correct answers in other styles get full marks.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from answer_variants import TUNING_MISTAKES
 from conftest import graded_cell_ids, load_notebook
+from grading_helpers import ANSWERS, answer_source, failing_cells, mutate
 from lablib import cells
-from test_notebook_grading import ANSWERS, answer_source, failing_cells, mutate
 
 STEM = "05_tuning"
-# failing_cells skips the answer cells it knows of; register this notebook's (its STEMS list is 01-04)
-ANSWERS.setdefault(STEM, {cells.grade_id(c) for c in load_notebook(STEM).cells
-                          if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")})
 
 
 def test_solutions_pass_every_graded_cell():
@@ -28,53 +26,6 @@ def test_blank_release_fails_every_graded_cell():
              if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source}
     assert set(blank) == {"schedules", "grid_search"}
     assert failing_cells(STEM, blank) == set(graded_cell_ids(STEM))
-
-
-# (answer cell, text in the solution, wrong replacement, graded cells that must fail)
-TUNING_MISTAKES = {
-    "step decay: a smooth exponent (epoch / step_size)": (
-        "schedules", "float(lr0 * gamma ** (epoch // step_size))", "float(lr0 * gamma ** (epoch / step_size))", {"test_step_decay"}),
-    "step decay: decays one epoch early": (
-        "schedules", "float(lr0 * gamma ** (epoch // step_size))", "float(lr0 * gamma ** ((epoch + 1) // step_size))", {"test_step_decay"}),
-    "exponential: no floor": (
-        "schedules", "max(lr0 * gamma ** epoch, floor)", "lr0 * gamma ** epoch", {"test_exponential_floor"}),
-    "exponential: floor added instead of a lower bound (shifts every value)": (
-        "schedules", "max(lr0 * gamma ** epoch, floor)", "lr0 * gamma ** epoch + floor",
-        {"test_exponential_decay", "test_exponential_floor"}),
-    "exponential: min instead of max (always the floor)": (
-        "schedules", "max(lr0 * gamma ** epoch, floor)", "min(lr0 * gamma ** epoch, floor)",
-        {"test_exponential_decay", "test_exponential_floor"}),
-    "cosine: without the 1/2": (
-        "schedules", "lr_min + 0.5 * (lr0 - lr_min)", "lr_min + (lr0 - lr_min)", {"test_cosine_annealing"}),
-    "cosine: lr_min ignored (only the hidden tests set it)": (
-        "schedules", "lr_min + 0.5 * (lr0 - lr_min)", "0.5 * lr0", {"test_cosine_annealing"}),
-    "cosine: warm-up starts at 0 (epoch / w)": (
-        "schedules", "lr0 * (epoch + 1) / warmup_epochs", "lr0 * epoch / warmup_epochs", {"test_cosine_warmup"}),
-    "cosine: the cosine is not shifted by the warm-up": (
-        "schedules", "(epoch - warmup_epochs) / (total_epochs - warmup_epochs)", "epoch / total_epochs",
-        {"test_cosine_warmup"}),
-    "grid_search: chooses the lowest validation accuracy": (
-        "grid_search", "val_acc > runs[best][0]", "val_acc < runs[best][0]", {"test_grid_search_selection"}),
-    "grid_search: a tie keeps the later run": (
-        "grid_search", "val_acc > runs[best][0]", "val_acc >= runs[best][0]", {"test_grid_search_selection"}),
-    "grid_search: NaN can win (no finiteness check)": (
-        "grid_search", "if math.isfinite(val_acc) and (best is None or val_acc > runs[best][0]):",
-        "if best is None or val_acc > runs[best][0]:", {"test_grid_search_nan_runs"}),
-    "grid_search: returns the validation accuracy as the test accuracy": (
-        "grid_search", "return configs[best], val_acc, test_acc", "return configs[best], val_acc, val_acc",
-        {"test_grid_search_tests_once"}),
-    "grid_search: tests every model, then chooses on validation": (
-        "grid_search", "runs = train(configs)\n",
-        "runs = train(configs)\n    peeked = [test_set.evaluate(evaluate, m, l) for _, m, l in runs if m is not None]\n",
-        {"test_grid_search_selection", "test_grid_search_tests_once", "test_grid_search_nan_runs"}),
-    "grid_search: looks at the test set before training": (
-        "grid_search", "runs = train(configs)\n",
-        "first = test_set.evaluate(evaluate, FakeModel('a', 0.0), None)\n    runs = train(configs)\n",
-        {"test_grid_search_selection", "test_grid_search_tests_once", "test_grid_search_nan_runs"}),
-    "grid_search: no error when every run failed": (
-        "grid_search", '        raise ValueError(f"all {len(runs)} runs failed or diverged: there is nothing to choose")\n',
-        "        pass\n", {"test_grid_search_nan_runs"}),
-}
 
 
 @pytest.mark.parametrize("mistake", sorted(TUNING_MISTAKES))

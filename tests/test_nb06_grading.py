@@ -3,51 +3,20 @@ correct answers written another way (PCA by the covariance's eigenvectors, ...) 
 
 The solutions passing and the blank release failing every cell are tested with the other notebooks
 (test_notebook_grading's STEMS). The graded cells use no model and no data: only `pca` and
-`normalize_per_image` on small arrays, so a student's training run cannot cost points here.
+`normalize_per_image` on small arrays, so a student's training run cannot cost points here. The
+one-line mistakes (WEIGHTS_MISTAKES) are in tests/answer_variants.py, with the other notebooks'.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from answer_variants import COMPONENTS, PROJECTION, VARIANCE, WEIGHTS_MISTAKES
 from conftest import graded_cell_ids
-from test_notebook_grading import failing_cells, mutate
+from grading_helpers import failing_cells, mutate
 
 STEM = "06_weights"
-VALUES, BLANK = "test_normalize_values", "test_normalize_blank"
-COMPONENTS, PROJECTION, VARIANCE = "test_pca_components", "test_pca_projection", "test_pca_variance"
 
-# (answer cell, text in the solution, wrong replacement, graded cells that must fail)
-WEIGHTS_MISTAKES = {
-    "normalize: one global maximum for all images": (
-        "normalize", "largest = np.abs(images).reshape(len(images), -1).max(axis=1)",
-        "largest = np.full(len(images), np.abs(images).max())", {VALUES}),
-    "normalize: largest value instead of largest magnitude": (
-        "normalize", "largest = np.abs(images).reshape(len(images), -1).max(axis=1)",
-        "largest = images.reshape(len(images), -1).max(axis=1)", {VALUES}),
-    "normalize: no guard for an all-zero image (0 / 0 = nan)": (
-        "normalize", "    largest = np.where(largest > 0, largest, 1.0)\n", "", {BLANK}),
-    "normalize: divides the caller's array in place": (
-        "normalize", "return images / largest.reshape((-1,) + (1,) * (images.ndim - 1))",
-        "images /= largest.reshape((-1,) + (1,) * (images.ndim - 1))\n    return images", {BLANK}),
-    "normalize: min-max scaling to [0, 1] (zero no longer at zero)": (
-        "normalize", "return images / largest.reshape((-1,) + (1,) * (images.ndim - 1))",
-        "flat = images.reshape(len(images), -1)\n    low = flat.min(axis=1, keepdims=True)\n"
-        "    return ((flat - low) / (flat.max(axis=1, keepdims=True) - low)).reshape(images.shape)", {VALUES, BLANK}),
-    "pca: not centred (components, projection and ratios all follow the mean)": (
-        "pca", "centered = X - X.mean(axis=0)", "centered = X", {COMPONENTS, PROJECTION, VARIANCE}),
-    "pca: centred per sample instead of per feature": (
-        "pca", "centered = X - X.mean(axis=0)", "centered = X - X.mean(axis=1, keepdims=True)",
-        {COMPONENTS, PROJECTION, VARIANCE}),
-    "pca: components are the columns of Vt (V's rows)": (
-        "pca", "components = vt[:k]", "components = vt.T[:k]", {COMPONENTS, PROJECTION, VARIANCE}),  # crashes when D > N
-    "pca: projects the data without centring it": (
-        "pca", "centered @ components.T", "X @ components.T", {PROJECTION}),
-    "pca: ratio from the singular values, not their squares": (
-        "pca", "variances = singular_values ** 2", "variances = singular_values", {VARIANCE}),
-    "pca: ratio of the kept components only (they always add up to 1)": (
-        "pca", "variances[:k] / variances.sum()", "variances[:k] / variances[:k].sum()", {VARIANCE}),
-}
 
 # Whole answers that are wrong in ways a one-line change cannot express.
 PCA_EIGH_ASCENDING = '''

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from .._proc import BLAS_THREAD_VARS, OutputTail, kill_group
 from . import isolation as iso
 from . import wire
 from .boot import BOOT_FAILED, BootConfig
@@ -90,7 +91,7 @@ class Sandbox:
         self.generation = 0
         self.deadline: float | None = None
         self._release: list[int] = []
-        self._tail: Any = None  # _proc.OutputTail: the worker's output, last OUTPUT_TAIL_BYTES
+        self._tail: OutputTail | None = None  # the worker's output, last OUTPUT_TAIL_BYTES
         self._fds: tuple[int, int] = (-1, -1)
         self.tracker = wire.Tracker("t")
         self.root = Path(tempfile.mkdtemp(prefix="lablib-grade-"))  # 0700, the grader's: nobody else enters
@@ -143,11 +144,9 @@ class Sandbox:
     def _env(self) -> dict[str, str]:
         from lablib.training import PROFILE_VAR
 
-        from .._proc import BLAS_THREAD_VARS as _BLAS_THREAD_VARS
-
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.work), "TMPDIR": str(self.work / "tmp"),
                "LANG": "C.UTF-8", "MPLBACKEND": "Agg", PROFILE_VAR: "grade"}
-        for var in _BLAS_THREAD_VARS:
+        for var in BLAS_THREAD_VARS:
             env[var] = "1"
         return env
 
@@ -182,9 +181,7 @@ class Sandbox:
             os.close(from_worker_w)
         self._fds = (from_worker_r, to_worker_w)
         os.set_blocking(to_worker_w, False)
-        from .._proc import OutputTail as _Tail
-
-        self._tail = _Tail(self.proc.stdout, OUTPUT_TAIL_BYTES)
+        self._tail = OutputTail(self.proc.stdout, OUTPUT_TAIL_BYTES)
         try:
             header, buffers = wire.receive(from_worker_r, time.monotonic() + START_TIMEOUT_S)
             hello = wire.decode(header.get("ok"), buffers, self.tracker, self._deref)
@@ -221,10 +218,7 @@ class Sandbox:
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 pass
-        try:  # its session: the worker (or bubblewrap, whose pid namespace dies with it)
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(proc)  # its session: the worker (or bubblewrap, whose pid namespace dies with it)
         try:
             code = proc.wait(timeout=REAP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
