@@ -3,7 +3,7 @@
     python benchmarks/report_class.py [N] [--seed S] [--out DIR] [--jobs J]
 
 Generates N (default 24) submissions of every notebook from the release: each student makes a
-few of the known mistakes of tests/test_notebook_grading.py's tables (drawn with a seeded
+few of the known mistakes of tests/answer_variants.py's tables (drawn with a seeded
 Generator, common mistakes more often), some leave the release blank, one loops forever, one
 crashes its worker, one tampers with the checks. Then release → collect → grade → report into
 DIR (default a temporary folder, kept) and prints where the page is, how long grading took, and
@@ -27,9 +27,10 @@ from lablib.grading.autograde import grade  # noqa: E402
 from lablib.grading.collect import collect  # noqa: E402
 from lablib.grading.release import release  # noqa: E402
 from lablib.grading.report import report  # noqa: E402
-from test_grading import PATCHING, answers, write_notebook, written_ids  # noqa: E402
+from grading_helpers import answers, write_notebook, written_ids  # noqa: E402
+from test_grading import PATCHING  # noqa: E402
 from test_nb03_grading import GRADING_MISTAKES as BACKPROP_MISTAKES  # noqa: E402
-from test_notebook_grading import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES  # noqa: E402
+from answer_variants import LAYER_MISTAKES, LOSS_MISTAKES, TRAINING_MISTAKES  # noqa: E402
 
 TABLES = {"01_layers": LAYER_MISTAKES, "02_losses": LOSS_MISTAKES, "03_backprop": BACKPROP_MISTAKES,
           "04_training": TRAINING_MISTAKES}

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from test_notebook_grading import ANSWERS, LAYER_ALTERNATIVES, LOSS_ALTERNATIVES, NEEDED, TRAINING_ALTERNATIVES, answer_source
+from answer_variants import LAYER_ALTERNATIVES, LOSS_ALTERNATIVES, TRAINING_ALTERNATIVES
+from grading_helpers import ANSWERS, NEEDED, answer_source
 from conftest import NOTEBOOKS, graded_cell_ids, load_notebook
 from lablib import cells
 

@@ -1,6 +1,6 @@
 """The graded test cells of notebook 03 (Backprop derivation), run in-process on variants of the answers.
 
-As for notebooks 01, 02 and 04 (test_notebook_grading.py, whose runner this reuses): the solutions pass
+As for notebooks 01, 02 and 04 (test_notebook_grading.py; the runner is grading_helpers'): the solutions pass
 every graded cell, the blank release fails every one, each plausible mistake fails exactly the cells of
 what it gets wrong, and correct answers in other styles (einsum, loops, one-hot matrices, copies
 instead of restoring) keep full marks. Also: a submission that hands its finite differences to
@@ -13,11 +13,9 @@ import pytest
 
 from conftest import graded_cell_ids, load_notebook
 from lablib import cells
-from test_notebook_grading import ANSWERS, answer_source, failing_cells
+from grading_helpers import answer_source, failing_cells
 
 STEM = "03_backprop"
-ANSWERS.setdefault(STEM, {cells.grade_id(c) for c in load_notebook(STEM).cells
-                          if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")})
 
 CENTRAL, FORWARD = "test_central_difference", "test_forward_difference"
 LOSS, DW1, DB1, DW2, DB2 = (f"test_two_layer_{p}" for p in ("loss", "dW1", "db1", "dW2", "db2"))
