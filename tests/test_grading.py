@@ -32,6 +32,7 @@ from lablib.grading import paths
 from lablib.grading.autograde import GradeRun, grade
 from lablib.grading.gradebook import autograded_path, db_url
 from lablib.grading.in_kernel import in_kernel_review, run_in_kernel
+from lablib.grading.notebook import outline
 from lablib.grading.plan import plan_notebook
 from lablib.grading.release import release
 from lablib.grading.results import NotebookResult, Status, TestResult
