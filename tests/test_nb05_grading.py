@@ -88,3 +88,34 @@ def test_correct_answers_in_other_styles_pass(name):
     gid, source = ALTERNATIVES[name]
     assert gid in ANSWERS[STEM] and answer_source(STEM, gid)
     assert failing_cells(STEM, {gid: source}) == set()
+
+
+def _study_function(fake_run_grid):
+    """Notebook 05's `study`, from its recipe cell, with run_grid replaced (the cell's other names are stubs)."""
+    import types
+
+    import numpy as np
+
+    (recipe,) = [c for c in load_notebook(STEM).cells if cells.grade_id(c) == "recipe"]
+    scope = {"np": np, "EPOCHS": 1, "layers": types.SimpleNamespace(ReLU=None, Sigmoid=None, GELU=None),
+             "run_grid": fake_run_grid, "grid_data": None}
+    exec(compile(recipe.source, "<recipe>", "exec"), scope)  # noqa: S102 - the notebook's own cell
+    return scope["study"]
+
+
+def test_a_study_table_says_why_a_run_failed():
+    """A student whose notebook 04 is unfinished saw rows of 'NaN failed' and no reason (student review)."""
+    from lablib.tuning import FAILED, OK, GridResults, RunResult
+
+    def fake_run_grid(train, configs, data, desc):
+        return GridResults([RunResult(configs[0], OK, 0.8),
+                            RunResult(configs[1], FAILED, error="NotImplementedError: write train_val_split")])
+
+    _, table = _study_function(fake_run_grid)([{"lr": 0.1}, {"lr": 1.0}], "learning rate")
+    assert list(table["error"]) == ["", "NotImplementedError: write train_val_split"]
+
+    def all_ok(train, configs, data, desc):
+        return GridResults([RunResult(c, OK, 0.8) for c in configs])
+
+    _, table = _study_function(all_ok)([{"lr": 0.1}], "learning rate")
+    assert "error" not in table.columns  # no empty column when nothing went wrong
