@@ -264,6 +264,14 @@ class GridResults(Sequence[RunResult]):
         return f"GridResults({len(self.runs)} runs: {text or 'none'}; {self.trained} trained in {self.seconds:.1f} s{note})"
 
 
+def _outcome(result: RunResult) -> str:
+    """A run in a few words for the progress bar: "ok 85.10%", or its status and why ("failed: ValueError")."""
+    if result.ok:
+        return f"ok {result.val_acc:.2%}"
+    why = (result.error or "").split(":")[0] if result.status == FAILED else "loss not finite"
+    return f"{result.status}: {why}" if why else result.status
+
+
 def _store(path: Path, result: RunResult) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     joblib.dump(result, tmp)
@@ -371,7 +379,7 @@ def run_grid(
                         _store(folder / f"{keys[i]}.pkl", result)
                     runs[i] = result
                     bar.update(1)
-                    bar.set_postfix_str(f"last: {result.status} {result.val_acc:.2%}", refresh=False)
+                    bar.set_postfix_str(f"last: {_outcome(result)}", refresh=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:

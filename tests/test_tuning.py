@@ -333,3 +333,9 @@ def test_a_run_that_overflows_is_recorded_as_diverged_without_numpy_warnings(dat
         warnings.simplefilter("error")  # a RuntimeWarning would turn into an exception: a FAILED run
         results = run_grid(overflowing, [{"lr": 1.0}], data, n_jobs=1, cache_dir=False, progress=False)
     assert [r.status for r in results] == [DIVERGED], results[0].error
+
+
+def test_the_progress_bar_says_what_the_last_run_did():
+    assert tuning._outcome(tuning.RunResult({}, OK, 0.851)) == "ok 85.10%"
+    assert tuning._outcome(tuning.RunResult({}, FAILED, error="NotImplementedError: write it")) == "failed: NotImplementedError"
+    assert tuning._outcome(tuning.RunResult({}, DIVERGED, error="training loss nan at epoch 2")) == "diverged: loss not finite"
