@@ -131,3 +131,27 @@ def test_a_copied_test_cell_counts_once_as_at_grading(tiny):
     (checked,) = lablib.self_check("01_tiny.ipynb").notebooks
     assert [t.grade_id for t in checked.tests] == ["test_x", "test_y"] and (checked.earned, checked.possible) == (2, 3)
     assert any("test cell test_x appears more than once" in note for note in checked.notes)
+
+
+def test_the_check_says_which_save_it_checked(tiny, monkeypatch):
+    """The check reads the saved file: a student with unsaved edits was told '13 / 13, all pass' about code
+    they had since broken, with no hint (student review)."""
+    import os
+    import time
+
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tiny))
+    saved = time.time() - 300
+    os.utime(tiny, (saved, saved))
+    result = lablib.self_check()
+    stamp = time.strftime("%H:%M:%S", time.localtime(saved))
+    sentence = f"Checked 01_tiny.ipynb as saved at {stamp} (5 min ago): edits you have not saved are not checked."
+    assert sentence in repr(result) and sentence in result._repr_html_()
+
+
+def test_the_table_is_readable(tiny):
+    from lablib.grading.selfcheck import _inline_code
+
+    page = lablib.self_check("01_tiny.ipynb")._repr_html_()
+    assert "word-break:normal" in page and "min-width" in page  # diagnoses wrap between words, with room
+    assert _inline_code("Part A — `Linear` <3>") == "Part A — <code>Linear</code> &lt;3&gt;"
+    assert _inline_code("a ` b") == "a ` b"

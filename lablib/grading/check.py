@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -68,6 +68,9 @@ class CheckResult:
     """The self-check of several notebooks; `passed` only when every one of them passed."""
 
     notebooks: list[NotebookResult]
+    #: When each checked file was last saved (seconds since the epoch), for a check run from a notebook:
+    #: the check reads the file, so edits not saved yet are not checked, and the report says so.
+    saved_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -145,9 +148,23 @@ def summary_line(result: CheckResult) -> str:
     """The closing lines of a text report: the total, and what the check does not cover."""
     failed = [Path(nb.path).name for nb in result.notebooks if not nb.passed]
     verdict = "all visible tests pass" if result.passed else f"not passing: {', '.join(failed)}"
+    saved = saved_sentence(result)
     return (f"Total: {_num(result.earned)}/{_num(result.possible)} points from visible tests; {verdict}.\n"
             "Visible tests only: grading also runs hidden tests, so these points are an upper bound. "
-            "Written answers are graded by hand.")
+            "Written answers are graded by hand." + (f"\n{saved}" if saved else ""))
+
+
+def saved_sentence(result: CheckResult, now: float | None = None) -> str:
+    """"Checked 01_layers.ipynb as saved at 14:02:31 (3 min ago): ..." for a check run from a notebook, else ""."""
+    parts = []
+    for path, mtime in result.saved_at.items():
+        ago = max(0.0, (time.time() if now is None else now) - mtime)
+        age = f"{ago:.0f} s ago" if ago < 90 else f"{ago / 60:.0f} min ago"
+        parts.append(f"{Path(path).name} as saved at {time.strftime('%H:%M:%S', time.localtime(mtime))} ({age})")
+    if not parts:
+        return ""
+    return (f"Checked {', '.join(parts)}: edits you have not saved are not checked. Save (Ctrl+S) and run the "
+            "check again if you changed something since.")
 
 
 def find_notebooks(targets: Iterable[str | os.PathLike]) -> list[Path]:

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from .check import CHECK_TIMEOUT_S, CHILD_VAR, CheckError, CheckResult, check, first_lines
+from .check import CHECK_TIMEOUT_S, CHILD_VAR, CheckError, CheckResult, check, first_lines, saved_sentence
 from .results import NotebookResult, Status
 from .results import format_points as _num
 
@@ -27,6 +27,18 @@ __all__ = ["self_check", "check_html", "current_notebook", "SelfCheckSkipped"]
 
 #: Colours of the table's result column (passed, anything else).
 _PASSED_CSS, _FAILED_CSS = "color:#176117", "color:#a31515;font-weight:bold"
+#: The result column has room for a diagnosis, which wraps between words (JupyterLab's own style for
+#: <pre> in a table broke it mid-word: "has sha|pe (4,)").
+_RESULT_CSS = "text-align:left;min-width:36em"
+_DETAIL_CSS = "white-space:pre-wrap;word-break:normal;overflow-wrap:break-word"
+
+
+def _inline_code(text: str) -> str:
+    """Escaped text with its `code` spans as <code> (part titles come from the notebook's markdown)."""
+    pieces = html.escape(text).split("`")
+    if len(pieces) % 2 == 0:  # an unpaired backquote: leave the text as it is
+        return html.escape(text)
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
 
 
 class SelfCheckSkipped:
@@ -64,7 +76,11 @@ def self_check(notebook: str | os.PathLike | None = None, timeout: float = CHECK
     target = Path(notebook) if notebook is not None else current_notebook()
     if target is None:
         raise CheckError("which notebook? Jupyter did not say; name it: lablib.self_check(\"01_layers.ipynb\")")
-    return check([target], timeout=timeout, jobs=1)
+    saved = target.stat().st_mtime if target.is_file() else None
+    result = check([target], timeout=timeout, jobs=1)
+    if saved is not None:
+        result.saved_at[str(target)] = saved
+    return result
 
 
 
@@ -85,11 +101,11 @@ def _notebook_html(nb: NotebookResult) -> str:
     for part, tests in nb.parts().items():
         for i, t in enumerate(tests):
             css = _PASSED_CSS if t.passed else _FAILED_CSS
-            detail = f"<pre style='white-space:pre-wrap'>{e(chr(10).join(first_lines(t.error)))}</pre>" if t.error else ""
-            out.append(f"<tr><td style='text-align:left'>{e(part) if i == 0 else ''}</td>"
+            detail = f"<pre style='{_DETAIL_CSS}'>{e(chr(10).join(first_lines(t.error)))}</pre>" if t.error else ""
+            out.append(f"<tr><td style='text-align:left'>{_inline_code(part) if i == 0 else ''}</td>"
                        f"<td style='text-align:left'>{e(t.description or t.grade_id)}</td>"
                        f"<td>{_num(t.earned)} / {_num(t.points)}</td>"
-                       f"<td style='text-align:left'><span style='{css}'>{e(str(t.status))}</span>{detail}</td></tr>")
+                       f"<td style='{_RESULT_CSS}'><span style='{css}'>{e(str(t.status))}</span>{detail}</td></tr>")
     out.append("</tbody></table>")
     if nb.manual_points:
         out.append(f"<p>Written answers ({_num(nb.manual_points)} points) are graded by hand.</p>")
@@ -100,6 +116,7 @@ def check_html(result: CheckResult) -> str:
     """The self-check as HTML (one table per notebook, then the total)."""
     body = "\n".join(_notebook_html(nb) for nb in result.notebooks)
     verdict = "all visible tests pass" if result.passed else "not passing yet"
+    saved = f"<p>{html.escape(saved_sentence(result))}</p>" if result.saved_at else ""
     return (f"<div class='lablib-self-check'>{body}<p><b>Total: {_num(result.earned)} / {_num(result.possible)}"
             f"</b> points from visible tests; {verdict}. Hidden tests run at grading too, so these points are an "
-            "upper bound.</p></div>")
+            f"upper bound.</p>{saved}</div>")
