@@ -368,6 +368,59 @@ def test_collect_accepts_folders_and_lms_zips(tmp_path):
         ["alice", "alice", "bob", "carol", "dan"]
 
 
+@pytest.fixture
+def umask_022():
+    """The test runs under umask 022 (a TA's usual); the process's own umask is restored after."""
+    import os
+
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_resubmission_replaces_the_earlier_one_and_keeps_it(tmp_path, umask_022):
+    """A TA collected one resubmitted notebook; the student's five others vanished without a word, and the
+    student was graded 'missing' on them (TA review). Now the earlier files are kept and the report says so."""
+    import os
+    import stat
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "carol").mkdir(parents=True)
+    for stem in ("01_layers", "02_losses"):
+        (first / "carol" / f"{stem}.ipynb").write_text(stem)
+    second.mkdir()
+    (second / "carol_1234_01_layers (1).ipynb").write_text("new 01")  # a browser's name for a second download
+    (second / "dave_01_layers-Copy1.ipynb").write_text("dave's 01")   # JupyterLab's "Duplicate"
+    build = tmp_path / "build"
+    assert not collect(first, build).replaced
+    result = collect(second, build)
+    assert result.students == {"carol": ["01_layers.ipynb"], "dave": ["01_layers.ipynb"]} and not result.problems
+    (note,) = result.replaced
+    assert note.startswith("carol: replaces the submission collected at ") and "lacks 02_losses.ipynb" in note
+    assert "carol" in result.to_text() and "lacks 02_losses.ipynb" in result.to_text()
+    submitted = paths.submitted_root(build) / "carol" / paths.ASSIGNMENT_ID
+    assert (submitted / "01_layers.ipynb").read_text() == "new 01" and not (submitted / "02_losses.ipynb").exists()
+    (kept,) = (paths.course_root(build) / "replaced" / "carol").iterdir()
+    assert (kept / "02_losses.ipynb").read_text() == "02_losses" and str(kept) in note
+    # a second TA account can read what was collected (mkdtemp's 0700 hid it)
+    assert stat.S_IMODE(submitted.stat().st_mode) == 0o755
+
+
+def test_written_files_follow_the_umask_not_mkstemp(tmp_path, umask_022):
+    import os
+    import stat
+
+    from lablib.grading.results import umask, write_atomic
+
+    os.umask(0o027)
+    assert umask() == 0o027
+    write_atomic(tmp_path / "grades.csv", "student,total\n")
+    assert stat.S_IMODE((tmp_path / "grades.csv").stat().st_mode) == 0o640
+    os.umask(0o022)
+    write_atomic(tmp_path / "grades.csv", "student,total\n")
+    assert stat.S_IMODE((tmp_path / "grades.csv").stat().st_mode) == 0o644
+
+
 # --------------------------------------------------------------------------------------------------
 # the in-kernel comparison (issue 3, item 2): flagged for review where it disagrees, never scored
 

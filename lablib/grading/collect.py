@@ -8,14 +8,17 @@ were unpacked. Accepted layouts (they may be mixed):
    holding one top folder around all of this is fine too);
 2. flat files named `<student>_<notebook>` (`alice_01_layers.ipynb`), including LMS names that put
    more between the student and the notebook (`alice_12345_67890_01_layers.ipynb`, Canvas style)
-   or a resubmission suffix (`alice_01_layers-1.ipynb`): the student id is the text before the
-   first underscore.
+   or a resubmission or copy suffix (`alice_01_layers-1.ipynb`, `alice_01_layers (1).ipynb`,
+   `alice_01_layers-Copy1.ipynb`): the student id is the text before the first underscore.
 
 The notebook names are those of the lab (`notebooks/NN_*.ipynb`). Each student's notebooks are
-copied to `<build>/course/submitted/<student>/backprop-lab/` (replacing what that student had
-there; other students are left alone), with nbgrader's `timestamp.txt` (the time of collection, as
+copied to `<build>/course/submitted/<student>/backprop-lab/`, with nbgrader's `timestamp.txt` (the time of collection, as
 `nbgrader collect` writes it; formgrader compares it with the gradebook's to call a submission
-autograded). Anything that cannot be placed is reported, never fatal: an
+autograded). A student's new submission replaces their earlier one, as an LMS's latest submission
+does (other students are left alone); the earlier one is moved to
+`<build>/course/replaced/<student>/<time of collection>/`, and the report names the notebooks it
+had that the new one lacks (they are graded as missing). Anything that cannot be placed is reported,
+never fatal: an
 unknown notebook name, a student id with characters other than letters, digits, `.`, `_`, `-`,
 `@`, two files for the same student and notebook, an unreadable zip member. A notebook that is not
 valid JSON is still collected: `lablib grade` reports it as a malformed notebook.
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import paths
+from .results import umask
 
 __all__ = ["CollectError", "Collected", "collect", "MAX_NOTEBOOK_BYTES"]
 
@@ -47,7 +51,10 @@ MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
 #: nbgrader's submission timestamp: the file and its format (nbgrader.utils.parse_utc reads it).
 TIMESTAMP_FILE, TIMESTAMP_FORMAT = "timestamp.txt", "%Y-%m-%d %H:%M:%S.%f %Z"
 _STUDENT = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
-_RESUBMISSION = re.compile(r"-\d+$")
+#: What an LMS or a file manager appends to a notebook's name: "-1" (a resubmission), " (1)", "-Copy1".
+_RESUBMISSION = re.compile(r"(-\d+| \(\d+\)|-Copy\d*)$")
+#: Where a replaced submission is kept, under the course folder (nbgrader does not look there).
+REPLACED_FOLDER = "replaced"
 
 
 class CollectError(ValueError):
@@ -61,12 +68,17 @@ class Collected:
     students: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     folder: Path | None = None
+    #: A submission that replaced an earlier one: what the earlier one had that this one lacks, where it is kept.
+    replaced: list[str] = field(default_factory=list)
 
     def to_text(self) -> str:
         lines = [f"Collected {sum(map(len, self.students.values()))} notebook(s) of {len(self.students)} "
                  f"student(s) into {self.folder}"]
         for student, notebooks in sorted(self.students.items()):
             lines.append(f"  {student}: {', '.join(notebooks)}")
+        if self.replaced:
+            lines.append(f"{len(self.replaced)} earlier submission(s) replaced:")
+            lines += [f"  {r}" for r in self.replaced]
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
@@ -179,11 +191,33 @@ def collect(source: str | os.PathLike, build: str | os.PathLike | None = None, *
             for notebook, path in files.items():
                 shutil.copyfile(path, staging / notebook)
             (staging / TIMESTAMP_FILE).write_text(now)
-            shutil.rmtree(dest, ignore_errors=True)
+            os.chmod(staging, 0o777 & ~umask())  # mkdtemp's 0700 would hide it from a second TA
+            if dest.exists():
+                result.replaced.append(_keep_replaced(dest, student, sorted(files)))
             dest.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(dest)
             result.students[student] = sorted(files)
     return result
+
+
+def _keep_replaced(dest: Path, student: str, new: list[str]) -> str:
+    """Move a student's earlier submission out of the way (kept, never deleted); say what it had that
+    the new one lacks."""
+    earlier = sorted(p.name for p in dest.glob("*.ipynb"))
+    stamp = dest / TIMESTAMP_FILE
+    when = stamp.read_text().strip() if stamp.is_file() else "an earlier collection"
+    keep = dest.parent.parent.parent / REPLACED_FOLDER / student / re.sub(r"[^0-9A-Za-z.-]+", "-", when)
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    while keep.exists():
+        keep = keep.with_name(keep.name + "+")
+    dest.rename(keep)
+    lacks = [n for n in earlier if n not in new]
+    text = f"{student}: replaces the submission collected at {when}"
+    if lacks:
+        text += (f"; the new one lacks {', '.join(lacks)}, which will be graded as missing (if the student "
+                 f"meant to resubmit only some notebooks, copy those from the earlier one back into "
+                 f"{dest.relative_to(dest.parent.parent.parent)})")
+    return f"{text}; the earlier files are kept in {keep}"
 
 
 def _mkdir(path: Path) -> Path:

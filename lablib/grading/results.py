@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 __all__ = [
     "Status", "TestResult", "NotebookResult", "RESULT_VERSION", "format_points",
-    "write_atomic", "save_result", "read_result", "load_results", "result_path", "weak_isolation",
+    "write_atomic", "umask", "save_result", "read_result", "load_results", "result_path", "weak_isolation",
 ]
 
 #: Version of the result files; results of another version are regraded.
@@ -190,11 +190,24 @@ def weak_isolation(isolation: str) -> bool:
     return "NOT ISOLATED" in isolation or "no privilege drop" in isolation
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (os.umask would change it for every thread for a
+    moment): Linux's /proc/self/status; 0o022 where that is not available."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    """Write `text` to `path` through a temporary file in the same folder and a rename. The file gets
+    the mode any new file would (0644 under umask 022): mkstemp's 0600 kept a second TA from reading
+    grades.csv, the report and the feedback pages."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
