@@ -33,6 +33,7 @@ def test_an_answer_not_graded_yet_says_so_and_the_graded_one_shows_score_and_com
     assert "Because &lt;b&gt;." in text and "<b>." not in text  # the student's answer, escaped
     assert "**F1 (2 points).** Why?" in text  # the question above it
     assert "Written answers, graded by hand: <b>1.5 / 3</b> (1 answer not graded yet)." in text
+    assert "Total: <b>2.5 / 6</b> so far." in text
     assert "dW is 2 times too large" in text and "1 / 3 points" in text  # the autograded parts as before
 
 
@@ -42,6 +43,11 @@ def test_a_ta_score_on_a_test_cell_and_a_comment_on_code_are_shown():
                  "q_one": CellReview("q_one", 2.0, 0.0, None, 0.0, comment="No response."),
                  "q_two": CellReview("q_two", 1.0, None, 1.0, 1.5, extra_credit=0.5)})
     assert "0 / 2 (changed by the TA to 1 / 2)" in text
+    # the TA's change counts in the part, the notebook and the total, as in grades.csv (TA review: the page
+    # said 'Automatically graded points: 0 / 56' while grades.csv said 1)
+    assert "Part A (2 / 3)" in text and "01_layers.ipynb: 2 / 3 points" in text
+    assert "Automatically graded points: <b>2 / 3</b>" in text
+    assert "Total: <b>3.5 / 6</b>." in text  # 1 + 1 (the TA) + 0 + 1.5 (extra credit included)
     assert "Comments on your code" in text and "<b>linear</b>: <span class=\"typed\">Vectorize the loop.</span>" in text
     assert "Score: 0 / 2" in text and "No response." in text and "Score: 1.5 / 1 (extra credit 0.5)" in text
     assert "not graded yet" not in text

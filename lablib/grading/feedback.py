@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import notebook, paths
-from .results import NotebookResult, Status, load_results, write_atomic
+from .results import NotebookResult, Status, TestResult, load_results, write_atomic
 from .results import format_points as _num
 
 if TYPE_CHECKING:
@@ -101,10 +101,21 @@ def _written_html(name: str, outline: notebook.Outline, hand: HandGrading) -> st
 
 
 
+def _counted(t: TestResult, hand: HandGrading | None) -> float:
+    """A test's points as they count: the TA's score when formgrader changed it, else the autograder's."""
+    review = hand.cells.get(t.grade_id) if hand is not None else None
+    return review.score if review is not None and review.manual_score is not None else t.earned
+
+
+def _earned(grade: NotebookResult, hand: HandGrading | None) -> float:
+    """A notebook's autograded points with the TA's changes, as grades.csv and nbgrader export count them."""
+    return sum(_counted(t, hand) for t in grade.tests)
+
+
 def _notebook_html(grade: NotebookResult, outline: notebook.Outline | None = None,
                    hand: HandGrading | None = None) -> str:
     e = html.escape
-    out = [f"<h2>{e(grade.notebook)}: {_num(grade.earned)} / {_num(grade.possible)} points</h2>"]
+    out = [f"<h2>{e(grade.notebook)}: {_num(_earned(grade, hand))} / {_num(grade.possible)} points</h2>"]
     if grade.status is not Status.GRADED:
         out.append(f'<p class="status-bad">Status: {e(grade.status)}. {e(grade.message)}</p>')
     reviewed = outline is not None and hand is not None
@@ -115,7 +126,7 @@ def _notebook_html(grade: NotebookResult, outline: notebook.Outline | None = Non
         out += [f"<li><b>{e(cell)}</b><pre>{e(error)}</pre></li>" for cell, error in grade.cell_errors.items()]
         out.append("</ul>")
     for part, tests in grade.parts().items():
-        earned, possible = sum(t.earned for t in tests), sum(t.points for t in tests)
+        earned, possible = sum(_counted(t, hand) for t in tests), sum(t.points for t in tests)
         out.append(f"<h3>{e(part)} ({_num(earned)} / {_num(possible)})</h3>")
         out.append("<table><tr><th>check</th><th>points</th><th>result</th></tr>")
         for t in tests:
@@ -151,8 +162,8 @@ def render(student: str, grades: dict[str, NotebookResult], notebooks: list[str]
         if grade is None:
             body.append(f"<h2>{e(name)}</h2><p class=\"status-bad\">Not graded yet.</p>")
             continue
-        total, possible = total + grade.earned, possible + grade.possible
         outline, mine = outlines.get(name), hand.get(name)
+        total, possible = total + _earned(grade, mine), possible + grade.possible
         if outline is not None and mine is not None:
             for w in outline.written_cells:
                 review = mine.cells.get(w.grade_id)
@@ -167,6 +178,8 @@ def render(student: str, grades: dict[str, NotebookResult], notebooks: list[str]
     if written_possible:
         pending = f" ({written_open} answer{'s' if written_open != 1 else ''} not graded yet)" if written_open else ""
         summary += f" Written answers, graded by hand: <b>{_num(written)} / {_num(written_possible)}</b>{pending}."
+        summary += (f" Total: <b>{_num(total + written)} / {_num(possible + written_possible)}</b>"
+                    f"{' so far' if written_open else ''}.")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Backprop Lab: feedback for "
             f"{e(student)}</title><style>{_STYLE}</style></head><body>\n"
             f"<h1>Backprop Lab: feedback for {e(student)}</h1>\n"
