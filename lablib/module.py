@@ -77,6 +77,7 @@ class Module:
     needs_input_grad: bool = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # IPython leaves this frame out: a student's traceback starts in their forward
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

@@ -85,3 +85,26 @@ def test_unwritten_forward_and_backward_fail_loudly_with_the_class_name():
         Nothing()(1)
     with pytest.raises(NotImplementedError, match="Nothing.backward"):
         Nothing().backward(1)
+
+
+def test_a_crash_in_forward_shows_the_students_frame_not_lablibs():
+    """A test cell that calls `layer(x)` showed lablib/module.py's __call__ in the traceback above the
+    student's own line (student review): IPython hides frames marked __tracebackhide__."""
+    import subprocess
+    import sys
+
+    script = '''
+from IPython.testing.globalipapp import start_ipython
+ip = start_ipython()
+ip.run_cell("""
+from lablib import Module
+class Linear(Module):
+    def forward(self, x):
+        return x @ self.W
+Linear()(1)
+""")
+'''
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    shown = done.stdout + done.stderr
+    assert "AttributeError" in shown and "return x @ self.W" in shown, shown
+    assert "module.py" not in shown, shown
