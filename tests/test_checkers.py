@@ -793,3 +793,24 @@ def test_dx_computed_with_the_weight_gradient_is_named():
     report = check_layer(DxWithGrad(5, 3), _x())
     assert "dx is computed with W.grad where the weight itself (W.data) belongs" in failing(report, "dx")
     assert report.items["dW"].passed
+
+
+def test_a_test_that_checked_forward_first_blames_a_wrong_factor_on_backward_alone():
+    """Notebook 01's backward cells check forward on known values first; the diagnosis then said 'dx is
+    half of what it should be ... — or your forward is off by a factor 2', a bug that was not there
+    (student review)."""
+    from lablib import Module
+
+    class HalfReLU(Module):
+        def forward(self, x):
+            self.x = x
+            return np.maximum(x, 0)
+
+        def backward(self, dout):
+            return 0.5 * dout * (self.x > 0)
+
+    x = np.random.default_rng(9).standard_normal((4, 5))
+    either = " ".join(check_layer(HalfReLU(), x).to_text().split())  # the report wraps its lines
+    assert "dx is half of what it should be" in either and "or your forward is off by a factor 2" in either
+    alone = " ".join(check_layer(HalfReLU(), x, forward_checked=True).to_text().split())
+    assert "dx is half of what it should be" in alone and "your forward is off" not in alone

@@ -266,6 +266,7 @@ def check_layer(
     *,
     seed: int = 0,
     out_shape: tuple[int, ...] | None = None,
+    forward_checked: bool = False,
     full_max: int = FULL_CHECK_MAX,
     n_coords: int = N_COORDS,
     n_directions: int = N_DIRECTIONS,
@@ -280,6 +281,8 @@ def check_layer(
             "forward" (saying both shapes); backward still gets an upstream gradient of out_shape
             and is held to the numeric gradient of forward's output mapped to out_shape (transposed
             or reshaped, see `_to_shape`), so that the forward's mistake costs the forward only.
+        forward_checked: the test has checked forward against known values first: a wrong factor in
+            a gradient is then blamed on backward alone (not "or your forward is off").
     Returns:
         CheckReport with items "forward", "dx" and "d<name>" for each parameter. Also detected:
         a mutated input or upstream gradient, grads accumulated over two backward calls instead of
@@ -303,8 +306,9 @@ def check_layer(
     forward, dx_item = report.item("forward"), report.item("dx")
     grad_items = {name: report.item("d" + name) for name, _ in params}
     backward_items = [dx_item, *grad_items.values()]
-    ctx_x = Context("layer", x64.shape[0] if x64.ndim else None, batch_axis=x64.ndim > 1)
-    ctx_p = Context("layer", x64.shape[0] if x64.ndim else None)
+    ctx_x = Context("layer", x64.shape[0] if x64.ndim else None, batch_axis=x64.ndim > 1,
+                    forward_checked=forward_checked)
+    ctx_p = Context("layer", x64.shape[0] if x64.ndim else None, forward_checked=forward_checked)
 
     # Forward: runs, returns a finite float64 array, leaves its input alone.
     x_in = x64.copy()

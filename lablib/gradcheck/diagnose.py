@@ -44,6 +44,8 @@ class Context:
     batch_axis: whether axis 0 of this array runs over the samples of the batch (dx, dscores).
     labels: the integer class labels of a loss, shape (N,).
     num_classes: C, the number of classes of a loss (names a factor C: averaged over every entry).
+    forward_checked: the caller has checked the forward against known values already, so a wrong
+        factor in a gradient is the gradient's (not "either the gradient or your forward").
     """
 
     kind: str = "layer"
@@ -52,6 +54,7 @@ class Context:
     labels: np.ndarray | None = None
     num_classes: int | None = None
     what: str = "gradient"
+    forward_checked: bool = False
 
     @property
     def noun(self) -> str:
@@ -101,7 +104,7 @@ def _wrong_sign(name: str, ctx: Context) -> str:
 def _either(name: str, factor: float, ctx: Context) -> str:
     """Where a gradient is compared with the numeric gradient of the student's own forward (or
     function), a wrong factor can sit in either: say so rather than blame a gradient that may be right."""
-    if ctx.what != "gradient" or not factor:
+    if ctx.what != "gradient" or not factor or ctx.forward_checked:
         return ""
     source = {"layer": "your forward", "loss": "your forward", "function": "the function"}.get(ctx.kind)
     if source is None:
