@@ -144,8 +144,21 @@ def _grade(args: argparse.Namespace) -> int:
     if args.memory < 0 or (args.jobs is not None and args.jobs < 1):
         print("lablib grade: error: --memory must be >= 0 and --jobs >= 1", file=sys.stderr)
         return 2
+    from lablib.grading import paths
     from lablib.grading.sandbox import SandboxUnavailable
 
+    submitted = paths.submitted_root(args.build)
+    collected = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    if not collected:
+        print(f"lablib grade: error: nothing collected in {submitted}: run `lablib collect SOURCE` first "
+              "(a folder or an LMS zip of the submissions)", file=sys.stderr)
+        return 1
+    unknown = sorted(set(args.student or ()) - set(collected))
+    if unknown:
+        shown = ", ".join(collected[:10]) + (", ..." if len(collected) > 10 else "")
+        print(f"lablib grade: error: no collected submission for {', '.join(map(repr, unknown))} "
+              f"(collected: {shown})", file=sys.stderr)
+        return 2
     try:
         run = grade(args.build, students=args.student, jobs=args.jobs, cell_timeout=args.timeout,
                     notebook_timeout=args.notebook_timeout, memory_mb=args.memory, force=args.force,

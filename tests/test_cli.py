@@ -241,3 +241,15 @@ def test_python_dash_m_lablib(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1 and "bad.ipynb: NOT CHECKED" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_grade_with_nothing_to_grade_says_what_to_do(tmp_path, capsys) -> None:
+    """`lablib grade` with nothing collected, or for a student not collected, printed '0 student(s)' and
+    exited 0 (TA review)."""
+    build = tmp_path / "build"
+    assert cli.main(["grade", "--build", str(build), "--quiet"]) == 1
+    assert "nothing collected in" in capsys.readouterr().err
+    (paths.submitted_root(build) / "alice" / paths.ASSIGNMENT_ID).mkdir(parents=True)
+    assert cli.main(["grade", "--build", str(build), "--quiet", "--student", "nobody"]) == 2
+    err = capsys.readouterr().err
+    assert "no collected submission for 'nobody' (collected: alice)" in err
