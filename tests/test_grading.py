@@ -366,6 +366,14 @@ def test_collect_accepts_folders_and_lms_zips(tmp_path):
     submitted = paths.submitted_root(tmp_path / "build")
     assert sorted(p.parent.parent.name for p in submitted.glob("*/backprop-lab/*.ipynb")) == \
         ["alice", "alice", "bob", "carol", "dan"]
+    # Moodle's "download all submissions": a folder per student, named with spaces (TA review: skipped)
+    moodle = tmp_path / "moodle.zip"
+    with zipfile.ZipFile(moodle, "w") as zf:
+        zf.write(NOTEBOOKS / "01_layers.ipynb", "Jane Doe_98765_assignsubmission_file_/01_layers.ipynb")
+        zf.write(NOTEBOOKS / "02_losses.ipynb", "Émile Zola_4_assignsubmission_file_/02_losses.ipynb")
+    result = collect(moodle, tmp_path / "build")
+    assert result.students == {"Jane-Doe_98765": ["01_layers.ipynb"], "Emile-Zola_4": ["02_losses.ipynb"]}
+    assert not result.problems
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ were unpacked. Accepted layouts (they may be mixed):
 
 1. one folder per student: `<student>/01_layers.ipynb ...` (the notebooks may sit deeper inside the
    student's folder, e.g. `<student>/backprop-lab/01_layers.ipynb` as nbgrader keeps them; a zip
-   holding one top folder around all of this is fine too);
+   holding one top folder around all of this is fine too). Moodle's folders
+   (`Jane Doe_98765_assignsubmission_file_/`) give the student id `Jane-Doe_98765`;
 2. flat files named `<student>_<notebook>` (`alice_01_layers.ipynb`), including LMS names that put
    more between the student and the notebook (`alice_12345_67890_01_layers.ipynb`, Canvas style)
    or a resubmission or copy suffix (`alice_01_layers-1.ipynb`, `alice_01_layers (1).ipynb`,
@@ -37,6 +38,7 @@ import os
 import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -53,6 +55,8 @@ TIMESTAMP_FILE, TIMESTAMP_FORMAT = "timestamp.txt", "%Y-%m-%d %H:%M:%S.%f %Z"
 _STUDENT = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9._@-]{0,99}$")
 #: What an LMS or a file manager appends to a notebook's name: "-1" (a resubmission), " (1)", "-Copy1".
 _RESUBMISSION = re.compile(r"(-\d+| \(\d+\)|-Copy\d*)$")
+#: Moodle's "download all submissions": one folder per student, "<full name>_<participant number>_assignsubmission_file_".
+_MOODLE = re.compile(r"^(.+_\d+)_assignsubmission_[a-z]+_?$")
 #: Where a replaced submission is kept, under the course folder (nbgrader does not look there).
 REPLACED_FOLDER = "replaced"
 
@@ -117,6 +121,16 @@ def _unzip(source: Path, into: Path, problems: list[str]) -> None:
                 target.unlink(missing_ok=True)
 
 
+def _moodle_student(folder: str) -> str:
+    """The student id of a Moodle submission folder ("Jane Doe_98765_assignsubmission_file_" ->
+    "Jane-Doe_98765": the name and Moodle's participant number, spaces as '-'); other names unchanged."""
+    match = _MOODLE.match(folder)
+    if not match:
+        return folder
+    ascii_name = unicodedata.normalize("NFKD", match.group(1)).encode("ascii", "ignore").decode()  # É -> E
+    return re.sub(r"[^A-Za-z0-9._@-]+", "-", ascii_name).strip("-") or folder
+
+
 def _bare(name: str) -> str:
     """The notebook name without an LMS resubmission suffix (`01_layers-1.ipynb` -> `01_layers.ipynb`)."""
     return _RESUBMISSION.sub("", name[:-len(".ipynb")]) + ".ipynb"
@@ -169,7 +183,7 @@ def collect(source: str | os.PathLike, build: str | os.PathLike | None = None, *
                 continue
             student, notebook = placed
             if not student:
-                student = rel.parts[0]
+                student = _moodle_student(rel.parts[0])
             if not _STUDENT.match(student):
                 result.problems.append(f"{rel}: skipped, the student id {student!r} has characters other than "
                                        "letters, digits, '.', '_', '-', '@'")
