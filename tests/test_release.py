@@ -227,7 +227,7 @@ def test_the_check_runs_the_released_test_cells_when_the_student_edited_or_delet
     assert tests["test_linear_forward"].status == "failed" and tests["test_linear_dW"].status == "failed"
     assert checked.earned == 0 and checked.possible == sum(t["points"] for t in released)
     text = notebook_text(checked)
-    assert "test cell test_linear_forward was edited" in text and "test cell test_linear_dW was deleted" in text
+    assert "test cell test_linear_forward (\"" in text and "test cell test_linear_dW (\"" in text and ") was edited" in text and ") was deleted" in text
     assert "test_linear_dW" not in {cells.grade_id(c) for c in cells.load(path).cells}  # the file is untouched
 
 

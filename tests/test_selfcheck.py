@@ -86,9 +86,9 @@ def test_an_edited_test_cell_runs_as_released_and_the_check_says_so(tiny):
     assert (nb.earned, nb.possible) == (2, 3)  # what the grader gives: test_y fails as released
     failed = next(t for t in nb.tests if t.grade_id == "test_y")
     assert failed.status == "failed" and "x should be 1" in failed.error
-    assert "test cell test_y was edited in your notebook: the grader runs the original, and so did this check" \
+    assert 'test cell test_y ("x is one") was edited in your notebook: the grader runs the original, and so did this check' \
         in repr(result)
-    assert "test_y was edited" in result._repr_html_()
+    assert "test_y (&quot;x is one&quot;) was edited" in result._repr_html_()  # named as JupyterLab shows it
     assert json.loads(tiny.read_text())["cells"][3]["source"].endswith("# made to pass")  # the file is left alone
 
 
@@ -97,7 +97,7 @@ def test_a_deleted_test_cell_is_put_back_in_its_place(tiny):
     edit(tiny, "test_y", None)
     (nb,) = lablib.self_check("01_tiny.ipynb").notebooks
     assert [t.grade_id for t in nb.tests] == ["test_x", "test_y"] and (nb.earned, nb.possible) == (2, 3)
-    assert nb.notes == [n for n in nb.notes if "test cell test_y was deleted in your notebook" in n] != []
+    assert nb.notes == [n for n in nb.notes if 'test cell test_y ("x is one") was deleted in your notebook' in n] != []
 
 
 def test_an_unchanged_notebook_gets_no_note(tiny):
@@ -130,7 +130,7 @@ def test_a_copied_test_cell_counts_once_as_at_grading(tiny):
     tiny.write_text(json.dumps(nb))
     (checked,) = lablib.self_check("01_tiny.ipynb").notebooks
     assert [t.grade_id for t in checked.tests] == ["test_x", "test_y"] and (checked.earned, checked.possible) == (2, 3)
-    assert any("test cell test_x appears more than once" in note for note in checked.notes)
+    assert any('test cell test_x ("x is even") appears more than once' in note for note in checked.notes)
 
 
 def test_the_check_says_which_save_it_checked(tiny, monkeypatch):

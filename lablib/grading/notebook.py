@@ -214,6 +214,12 @@ class Outline:
         return tuple(w.grade_id for w in self.written_cells)
 
 
+def docstring_line(source: str) -> str:
+    """The first line of the docstring a test cell opens with ("" if none): what the test checks."""
+    doc = _DOCSTRING.match(source)
+    return doc.group(1).strip().splitlines()[0] if doc and doc.group(1).strip() else ""
+
+
 def outline(nb: Any) -> Outline:
     tests: list[TestCell] = []
     written: list[WrittenCell] = []
@@ -229,7 +235,6 @@ def outline(nb: Any) -> Outline:
                 and not is_hand_graded(above) else ""
             written.append(WrittenCell(index, grade_id(cell) or f"cell-{index}", part, points(cell), question))
         elif role(cell) is Role.TEST:
-            doc = _DOCSTRING.match(cell.source)
-            description = doc.group(1).strip().splitlines()[0] if doc and doc.group(1).strip() else ""
-            tests.append(TestCell(index, grade_id(cell) or f"cell-{index}", part, description, points(cell)))
+            tests.append(TestCell(index, grade_id(cell) or f"cell-{index}", part, docstring_line(cell.source),
+                                  points(cell)))
     return Outline(tuple(tests), manual, tuple(written))

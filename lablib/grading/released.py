@@ -97,6 +97,12 @@ class Restored:
     deleted: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
+    #: grade_id -> the first line of the released test's docstring: JupyterLab shows a student the
+    #: cell, not its grade_id, so the notes name both.
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+    def _names(self, ids: list[str]) -> str:
+        return ", ".join(f'{gid} ("{self.descriptions[gid]}")' if self.descriptions.get(gid) else gid for gid in ids)
 
     @property
     def changed(self) -> bool:
@@ -110,12 +116,12 @@ class Restored:
             if cells_:
                 s = "s" if len(cells_) > 1 else ""
                 it = "them" if s else "it"
-                out.append(f"test cell{s} {', '.join(cells_)} {'were' if s else 'was'} {kind} in your notebook: the "
+                out.append(f"test cell{s} {self._names(cells_)} {'were' if s else 'was'} {kind} in your notebook: the "
                            f"grader runs the original{s}, and so did this check; to run {it} in your notebook too, "
                            f"copy {it} back from a fresh copy of the notebook (or from {RELEASED_TESTS})")
         if self.duplicated:
             s = "s" if len(self.duplicated) > 1 else ""
-            out.append(f"test cell{s} {', '.join(self.duplicated)} appear{'' if s else 's'} more than once in your "
+            out.append(f"test cell{s} {self._names(self.duplicated)} appear{'' if s else 's'} more than once in your "
                        f"notebook: the grader runs each test cell once, and so did this check (it skipped the copies)")
         if self.unverified:
             s = "s" if len(self.unverified) > 1 else ""
@@ -156,6 +162,7 @@ def restore(nb: Any, released: list[dict[str, Any]] | None) -> tuple[Any, Restor
         return nb, done
     for test in released:
         gid = test["grade_id"]
+        done.descriptions[gid] = notebook.docstring_line(test["source"])
         copies = [c for c in nb.cells if notebook.grade_id(c) == gid and c.get("cell_type") == "code"]
         if len(copies) > 1:
             nb.cells = [c for c in nb.cells if not any(c is extra for extra in copies[1:])]
