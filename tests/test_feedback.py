@@ -13,7 +13,7 @@ OUTLINE = Outline(
     tests=(TestCell(1, "test_a", "Part A", "A works", 1.0), TestCell(2, "test_b", "Part A", "B works", 2.0)),
     manual_points=3.0,
     written_cells=(WrittenCell(4, "q_one", "Part F", 2.0, "**F1 (2 points).** Why?"),
-                   WrittenCell(6, "q_two", "Part F", 1.0, "**F2 (1 point).** How?")),
+                   WrittenCell(6, "q_two", "Part F", 1.0, "**F2 (1 point).** How does `np.log` <b>fail</b>?")),
 )
 RESULT = NotebookResult(NAME, Status.GRADED, student="ada", manual_points=3.0, tests=[
     TestResult("test_a", "Part A", "A works", 1.0, Status.PASSED),
@@ -31,7 +31,9 @@ def test_an_answer_not_graded_yet_says_so_and_the_graded_one_shows_score_and_com
     assert "Score: 1.5 / 2" in text and "Half right: see *eq. 3*." in text
     assert "Score: not graded yet (1 point)" in text and "1 of 2 not graded yet" in text
     assert "Because &lt;b&gt;." in text and "<b>." not in text  # the student's answer, escaped
-    assert "**F1 (2 points).** Why?" in text  # the question above it
+    # the question above it, its markdown rendered as in the notebook (TA review: raw ** and backticks)
+    assert "<strong>F1 (2 points).</strong> Why?" in text
+    assert "<code>np.log</code> &lt;b&gt;fail&lt;/b&gt;?" in text  # raw HTML in a question is shown, not run
     assert "Written answers, graded by hand: <b>1.5 / 3</b> (1 answer not graded yet)." in text
     assert "Total: <b>2.5 / 6</b> so far." in text
     assert "dW is 2 times too large" in text and "1 / 3 points" in text  # the autograded parts as before

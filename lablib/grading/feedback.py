@@ -46,8 +46,19 @@ pre { white-space: pre-wrap; background: #f6f6f6; padding: 0.4rem; margin: 0.3re
 .answer-heading { background: #337ab7; color: white; padding: 0.3rem 0.6rem; display: flex; justify-content: space-between; }
 .answer-body, .answer-footer { padding: 0.3rem 0.6rem; }
 .answer-footer { border-top: 1px solid #ddd; background: #f5f5f5; }
-.question, .typed { white-space: pre-wrap; }
+.typed { white-space: pre-wrap; }
+.question p { margin: 0.2rem 0; }
 """
+
+
+def _markdown(text: str) -> str:
+    """The question's markdown as HTML (bold, code, lists; LaTeX stays as typed), raw HTML escaped.
+    mistune comes with nbconvert (nbgrader's); without it the text is shown as typed."""
+    try:
+        import mistune
+    except ImportError:
+        return f'<div class="typed">{html.escape(text)}</div>'
+    return mistune.create_markdown(escape=True)(text)
 
 
 @dataclass
@@ -83,7 +94,7 @@ def _written_html(name: str, outline: notebook.Outline, hand: HandGrading) -> st
         body = f'<div class="typed">{e(answer)}</div>' if answer is not None else "<i>(your answer is not shown here)</i>"
         out.append(f'<div class="answer" id="{e(Path(name).stem)}-{e(w.grade_id)}">')
         if w.question:
-            out.append(f'<div class="answer-body question">{e(w.question)}</div>')
+            out.append(f'<div class="answer-body question">{_markdown(w.question)}</div>')
         out.append(f'<div class="answer-heading"><span>Your answer</span><span>{e(score)}</span></div>'
                    f'<div class="answer-body">{body}</div>')
         if review is not None and review.comment:
