@@ -145,12 +145,12 @@ def _grade(args: argparse.Namespace) -> int:
         print("lablib grade: error: --memory must be >= 0 and --jobs >= 1", file=sys.stderr)
         return 2
     from lablib.grading import paths
+    from lablib.grading.autograde import collected_students
     from lablib.grading.sandbox import SandboxUnavailable
 
-    submitted = paths.submitted_root(args.build)
-    collected = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    collected = collected_students(args.build)
     if not collected:
-        print(f"lablib grade: error: nothing collected in {submitted}: run `lablib collect SOURCE` first "
+        print(f"lablib grade: error: nothing collected in {paths.submitted_root(args.build)}: run `lablib collect SOURCE` first "
               "(a folder or an LMS zip of the submissions)", file=sys.stderr)
         return 1
     unknown = sorted(set(args.student or ()) - set(collected))

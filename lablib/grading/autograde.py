@@ -99,6 +99,12 @@ def _up_to_date(path: Path, submission_file: Path, source_sha: str) -> NotebookR
     return None
 
 
+def collected_students(build: str | os.PathLike | None = None) -> list[str]:
+    """The students `lablib collect` has put in `<build>/course/submitted/`, sorted."""
+    submitted = paths.submitted_root(build)
+    return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+
+
 def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | None = None,
           jobs: int | None = None, cell_timeout: float = GRADE_CELL_TIMEOUT_S,
           notebook_timeout: float = GRADE_NOTEBOOK_TIMEOUT_S, memory_mb: int = GRADE_MEMORY_MB,
@@ -117,7 +123,7 @@ def grade(build: str | os.PathLike | None = None, *, students: Iterable[str] | N
     results_root = paths.results_root(build)
     sources = [Path(s).resolve() for s in (sources or paths.source_notebooks())]
     submitted = paths.submitted_root(build)
-    names = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    names = collected_students(build)
     if students is not None:
         wanted = set(students)
         names = [n for n in names if n in wanted]

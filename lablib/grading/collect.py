@@ -207,20 +207,20 @@ def collect(source: str | os.PathLike, build: str | os.PathLike | None = None, *
             (staging / TIMESTAMP_FILE).write_text(now)
             os.chmod(staging, 0o777 & ~umask())  # mkdtemp's 0700 would hide it from a second TA
             if dest.exists():
-                result.replaced.append(_keep_replaced(dest, student, sorted(files)))
+                result.replaced.append(_keep_replaced(dest, paths.course_root(build), student, sorted(files)))
             dest.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(dest)
             result.students[student] = sorted(files)
     return result
 
 
-def _keep_replaced(dest: Path, student: str, new: list[str]) -> str:
+def _keep_replaced(dest: Path, course: Path, student: str, new: list[str]) -> str:
     """Move a student's earlier submission out of the way (kept, never deleted); say what it had that
     the new one lacks."""
     earlier = sorted(p.name for p in dest.glob("*.ipynb"))
     stamp = dest / TIMESTAMP_FILE
     when = stamp.read_text().strip() if stamp.is_file() else "an earlier collection"
-    keep = dest.parent.parent.parent / REPLACED_FOLDER / student / re.sub(r"[^0-9A-Za-z.-]+", "-", when)
+    keep = course / REPLACED_FOLDER / student / re.sub(r"[^0-9A-Za-z.-]+", "-", when)
     keep.parent.mkdir(parents=True, exist_ok=True)
     while keep.exists():
         keep = keep.with_name(keep.name + "+")
@@ -230,7 +230,7 @@ def _keep_replaced(dest: Path, student: str, new: list[str]) -> str:
     if lacks:
         text += (f"; the new one lacks {', '.join(lacks)}, which will be graded as missing (if the student "
                  f"meant to resubmit only some notebooks, copy those from the earlier one back into "
-                 f"{dest.relative_to(dest.parent.parent.parent)})")
+                 f"{dest.relative_to(course)})")
     return f"{text}; the earlier files are kept in {keep}"
 
 
